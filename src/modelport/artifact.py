@@ -1,0 +1,172 @@
+"""ModelArtifact and Manifest: what a model is, on disk and on the wire.
+
+An artifact is an ONNX graph plus a JSON manifest. It round-trips to a directory
+(``model.onnx`` + ``manifest.json``) and to a single zip file with the same two entries;
+loading always verifies the SHA-256 of the ONNX bytes against the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ._fs import atomic_write, atomic_writer
+from .errors import IntegrityError, InvalidInput
+
+FORMAT_VERSION = 1
+ONNX_NAME = "model.onnx"
+MANIFEST_NAME = "manifest.json"
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column: its name in the data, its ONNX input name, its type."""
+
+    name: str
+    dtype: Literal["number", "string"]
+    onnx_name: str | None = None
+    categorical: bool = False
+    categories: list[str] | None = None
+
+
+@dataclass
+class Manifest:
+    """Everything needed to use, check and describe the ONNX graph of an artifact."""
+
+    name: str
+    task: Task
+    inputs: list[ColumnSpec]
+    outputs: dict[str, str]
+    """Output role ("label", "probabilities", "value") -> ONNX output name."""
+    sha256: str
+    size_bytes: int
+    version: int | None = None
+    input_layout: Literal["columns", "matrix"] = "columns"
+    """"columns": one ONNX input per column; "matrix": one float input of shape [n, len(inputs)]."""
+    matrix_input: str | None = None
+    class_labels: list[Any] | None = None
+    label_is_index: bool = False
+    """True when the ONNX label output is an index into ``class_labels``."""
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    library_versions: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    format: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        try:
+            fields = {f.name for f in dataclasses.fields(cls)}
+            values = {k: v for k, v in data.items() if k in fields}
+            values["inputs"] = [ColumnSpec(**c) for c in data["inputs"]]
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise InvalidInput(
+                f"The manifest is not valid: {exc}. A manifest needs at least name, task, inputs, "
+                "outputs, sha256 and size_bytes; re-export the model with modelport."
+            ) from exc
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ModelArtifact:
+    """An ONNX graph and its manifest; the unit that is stored, served and shipped to devices."""
+
+    onnx: bytes
+    manifest: Manifest
+
+    @classmethod
+    def create(cls, onnx: bytes, **manifest_fields: Any) -> ModelArtifact:
+        """Build an artifact, filling in the ONNX bytes' SHA-256 and size."""
+        manifest = Manifest(sha256=sha256_hex(onnx), size_bytes=len(onnx), **manifest_fields)
+        return cls(onnx=onnx, manifest=manifest)
+
+    def verify(self, origin: str = "the artifact") -> ModelArtifact:
+        """Raise IntegrityError unless the ONNX bytes match the manifest's SHA-256."""
+        actual = sha256_hex(self.onnx)
+        if actual != self.manifest.sha256:
+            raise IntegrityError(
+                f"The model file of {origin} is corrupted: its SHA-256 is {actual[:16]}..., but the "
+                f"manifest records {self.manifest.sha256[:16]}.... A model file must match its "
+                "recorded hash. Restore it from a backup or register the model again."
+            )
+        return self
+
+    def to_dir(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write(path / ONNX_NAME, self.onnx)
+        atomic_write(path / MANIFEST_NAME, self.manifest.to_json().encode())
+        return path
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write a single zip file holding ``model.onnx`` and ``manifest.json``."""
+        path = Path(path)
+        with atomic_writer(path) as handle, zipfile.ZipFile(handle, "w") as archive:
+            archive.writestr(MANIFEST_NAME, self.manifest.to_json())
+            archive.writestr(ONNX_NAME, self.onnx)
+        return path
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(MANIFEST_NAME, self.manifest.to_json())
+            archive.writestr(ONNX_NAME, self.onnx)
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelArtifact:
+        """Load from a directory or a zip file and verify the SHA-256."""
+        path = Path(path)
+        if path.is_dir():
+            try:
+                onnx = (path / ONNX_NAME).read_bytes()
+                manifest = json.loads((path / MANIFEST_NAME).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InvalidInput(
+                    f"{path} is not a modelport artifact directory ({exc}). It must hold "
+                    f"{ONNX_NAME} and {MANIFEST_NAME}; create one with `modelport export --bundle`."
+                ) from exc
+            return cls(onnx, Manifest.from_dict(manifest)).verify(str(path))
+        try:
+            return cls.from_bytes(path.read_bytes(), origin=str(path))
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"{path} does not exist. Give the path of an artifact.") from exc
+
+    @classmethod
+    def from_bytes(cls, data: bytes, origin: str = "the artifact") -> ModelArtifact:
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                manifest = json.loads(archive.read(MANIFEST_NAME))
+                onnx = archive.read(ONNX_NAME)
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+            raise InvalidInput(
+                f"{origin} is not a modelport artifact file ({exc}). An artifact file is a zip with "
+                f"{ONNX_NAME} and {MANIFEST_NAME}; create one with `modelport export --bundle`."
+            ) from exc
+        return cls(onnx, Manifest.from_dict(manifest)).verify(origin)

@@ -1,0 +1,41 @@
+"""The `modelport` command: one module per command group, errors printed without tracebacks."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..errors import ModelportError
+from . import models, predict, train
+from ._console import err_console
+
+app = typer.Typer(
+    help="Train or import a model once; run it online and offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("train")(train.train)
+app.command("import")(train.import_model)
+app.command("predict")(predict.predict)
+app.command("export")(models.export)
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    """Entry point: user errors print one paragraph and exit 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except ModelportError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)

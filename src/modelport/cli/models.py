@@ -1,0 +1,134 @@
+"""`modelport models list|show|alias|unalias|delete|check` and `modelport export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .._fs import atomic_write
+from ..errors import InvalidParameter
+from ..store import ModelRef
+from ._console import console, open_store, print_json
+
+app = typer.Typer(help="List, inspect, alias and delete stored models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every model with its newest version and aliases."""
+    summaries = open_store().list_models()
+    if json_output:
+        print_json([s.__dict__ for s in summaries])
+        return
+    if not summaries:
+        console.print("No models yet. Train one: modelport train DATA.csv --target COLUMN --name NAME")
+        return
+    table = Table("name", "latest", "versions", "aliases", "task", "created")
+    for s in summaries:
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(s.aliases.items()))
+        table.add_row(s.name, str(s.latest_version), str(s.versions), aliases, s.task,
+                      s.created.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """The manifest of one version: schema, labels, metrics, provenance."""
+    store = open_store()
+    manifest = store.manifest(ref)
+    if json_output:
+        print_json(manifest.to_dict())
+        return
+    aliases = {a: v for a, v in store.aliases(manifest.name).items() if v == manifest.version}
+    console.print(f"[bold]{manifest.name}:{manifest.version}[/]  {manifest.task}  "
+                  f"aliases: {', '.join(aliases) or '—'}")
+    console.print(f"created {manifest.created}, {manifest.size_bytes:,} bytes, "
+                  f"sha256 {manifest.sha256}")
+    if manifest.source:
+        console.print(f"source: {manifest.source.get('kind')} "
+                      f"{manifest.source.get('estimator', manifest.source.get('format', ''))}")
+    if manifest.metrics:
+        console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in manifest.metrics.items()))
+    if manifest.class_labels is not None:
+        console.print(f"classes: {', '.join(map(str, manifest.class_labels))}")
+    table = Table("input column", "type", "categories")
+    for column in manifest.inputs:
+        categories = ", ".join(column.categories[:8]) if column.categories else ""
+        if column.categories and len(column.categories) > 8:
+            categories += f" … ({len(column.categories)})"
+        table.add_row(column.name, "category" if column.categorical else column.dtype, categories)
+    console.print(table)
+
+
+@app.command("alias")
+def alias(
+    ref: Annotated[str, typer.Argument(help="The version to point at, e.g. credit:3")],
+    name: Annotated[str, typer.Argument(help="The alias, e.g. production")],
+) -> None:
+    """Point an alias at a version (moving it if it exists)."""
+    manifest = open_store().set_alias(ref, name)
+    console.print(f"{manifest.name}@{name} → version {manifest.version}")
+
+
+@app.command("unalias")
+def unalias(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    alias_name: Annotated[str, typer.Argument(help="Alias to remove")],
+) -> None:
+    """Remove an alias (the version stays)."""
+    open_store().remove_alias(name, alias_name)
+    console.print(f"Removed {name}@{alias_name}")
+
+
+@app.command("delete")
+def delete(
+    ref: Annotated[str, typer.Argument(help="name:VERSION, name@ALIAS, or name for all versions")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete one version, or a whole model with all its versions."""
+    parsed = ModelRef.parse(ref)
+    whole = parsed.version is None and parsed.alias is None
+    if whole and not yes:
+        typer.confirm(f"Delete model '{parsed.name}' and all its versions?", abort=True)
+    versions = open_store().delete(ref)
+    console.print(f"Deleted {parsed.name} version(s) {', '.join(map(str, versions))}")
+
+
+@app.command("check")
+def check() -> None:
+    """Verify every stored model file against its SHA-256; remove leftovers of crashed writes."""
+    store = open_store()
+    problems = store.check()
+    removed = store.collect_garbage()
+    for problem in problems:
+        console.print(f"[red]problem:[/] {problem}")
+    console.print(f"{len(problems)} problem(s); {removed} unreferenced file(s) removed.")
+    if problems:
+        raise typer.Exit(1)
+
+
+def export(
+    ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
+    bundle: Annotated[
+        bool, typer.Option("--bundle", help="Write the artifact zip (ONNX + manifest).")
+    ] = False,
+) -> None:
+    """Write a stored model as plain ONNX (any runtime loads it) or as an artifact bundle."""
+    if output.is_dir():
+        raise InvalidParameter(f"--output {output} is a directory; give a file path.")
+    artifact = open_store().get(ref)
+    if bundle:
+        artifact.to_file(output)
+    else:
+        atomic_write(output, artifact.onnx)
+    kind = "artifact bundle" if bundle else "ONNX model"
+    console.print(f"Wrote {artifact.manifest.name}:{artifact.manifest.version} as {kind} to {output}")

@@ -1,0 +1,192 @@
+"""Reading tables (CSV, Parquet) and checking them before training, with errors a user can act on."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..artifact import ColumnSpec, Task
+from ..errors import InvalidDataset, InvalidParameter, InvalidTarget
+
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+MISSING_VALUES = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+MAX_CATEGORIES = 200
+"""A text column with more distinct values than this is not one-hot encoded (it is dropped)."""
+MIN_ROWS_PER_CLASS = 2
+MIN_ROWS = 10
+TASKS = ("auto", "classification", "regression")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file, refusing empty and non-tabular files with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidDataset(
+            f"The dataset '{path}' does not exist or is not a file. Give the path of a CSV or "
+            "Parquet file."
+        )
+    if path.stat().st_size == 0:
+        raise InvalidDataset(
+            f"The dataset '{path}' is empty (0 bytes). A dataset needs a header line and at least "
+            f"{MIN_ROWS} rows."
+        )
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many unrelated types for a bad file
+            raise InvalidDataset(
+                f"'{path}' cannot be read as Parquet ({exc}). Check that the file is a complete "
+                "Parquet file, or save the data as CSV."
+            ) from exc
+    else:
+        frame = _read_csv(path)
+    if frame.empty:
+        raise InvalidDataset(
+            f"The dataset '{path}' has a header but no rows. A dataset needs at least {MIN_ROWS} rows."
+        )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    head = path.open("rb").read(8192)
+    if b"\x00" in head:
+        raise InvalidDataset(
+            f"'{path}' is not a CSV file: it holds binary data (it may be an image, a zip or a "
+            "spreadsheet). Export the data as CSV (comma-separated text with a header line) or "
+            "Parquet."
+        )
+    try:
+        return pd.read_csv(
+            path, na_values=MISSING_VALUES, keep_default_na=True, skipinitialspace=True,
+            encoding_errors="replace",
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidDataset(
+            f"The dataset '{path}' has no columns: the file holds only blank lines. A CSV needs a "
+            "header line and rows."
+        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidDataset(
+            f"'{path}' cannot be parsed as CSV: {str(exc).strip()}. Every line needs the same "
+            "number of comma-separated fields as the header; quote values that contain commas."
+        ) from exc
+
+
+@dataclass
+class TableSchema:
+    """The feature columns chosen for training, and the ones left out with the reason."""
+
+    columns: list[ColumnSpec]
+    dropped: dict[str, str] = field(default_factory=dict)
+
+
+def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
+    """Type each feature column: numbers, or categories (one-hot encoded in the model)."""
+    columns, dropped = [], {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        series = frame[name]
+        present = series.dropna()
+        if present.empty:
+            dropped[name] = "every value is missing"
+        elif present.nunique() == 1:
+            dropped[name] = "it has a single value"
+        elif pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            columns.append(ColumnSpec(name=name, dtype="number"))
+        else:
+            categories = sorted(present.astype(str).unique().tolist())
+            if len(categories) > MAX_CATEGORIES:
+                reason = "every value is different (an identifier)" if len(categories) == len(
+                    present
+                ) else f"it has {len(categories)} distinct texts (more than {MAX_CATEGORIES})"
+                dropped[name] = reason
+            else:
+                columns.append(
+                    ColumnSpec(name=name, dtype="string", categorical=True, categories=categories)
+                )
+    if not columns:
+        detail = "; ".join(f"'{k}': {v}" for k, v in dropped.items()) or "there are none"
+        raise InvalidDataset(
+            f"No column is usable as a feature for predicting '{target}' ({detail}). Add columns "
+            "with varied values."
+        )
+    return TableSchema(columns, dropped)
+
+
+def check_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, Task]:
+    """Validate the target column and decide the task; returns the rows whose target is known."""
+    if task not in TASKS:
+        raise InvalidParameter(
+            f"The task '{task}' is not known. Use one of: {', '.join(TASKS)}."
+        )
+    if target not in frame.columns:
+        raise InvalidTarget(
+            f"The target column '{target}' is not in the dataset. Its columns are: "
+            f"{', '.join(map(str, frame.columns))}. Pass one of them with --target (names are "
+            "case-sensitive)."
+        )
+    labelled = frame[frame[target].notna()]
+    if labelled.empty:
+        raise InvalidTarget(
+            f"Every value of the target column '{target}' is missing. The target needs a known "
+            "value in each row used for training."
+        )
+    if len(labelled) < MIN_ROWS:
+        raise InvalidDataset(
+            f"Only {len(labelled)} rows have a value for '{target}'; training needs at least "
+            f"{MIN_ROWS}. Add more rows."
+        )
+    series = labelled[target]
+    resolved: Task
+    if task == "auto":
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        many = series.nunique() > max(20, 0.05 * len(series))
+        integral = numeric and bool((series.astype(float) % 1 == 0).all())
+        resolved = "regression" if numeric and (many or not integral) else "classification"
+    else:
+        resolved = task  # type: ignore[assignment]
+    if resolved == "regression":
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            raise InvalidTarget(
+                f"Regression needs a numeric target, but '{target}' holds text such as "
+                f"{series.iloc[0]!r}. Use --task classification, or pick a numeric column."
+            )
+        if series.nunique() < 2:
+            raise InvalidTarget(
+                f"The target '{target}' has the same value ({series.iloc[0]!r}) in every row, so "
+                "there is nothing to learn. Pick a column whose value varies."
+            )
+        return labelled, resolved
+    return _check_classes(labelled, target), resolved
+
+
+def _check_classes(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    counts = frame[target].astype(str).value_counts()
+    if len(counts) < 2:
+        raise InvalidTarget(
+            f"The target '{target}' has a single class ({counts.index[0]!r}) in all "
+            f"{len(frame)} labelled rows; classification needs at least two. Add rows of another "
+            "class, or pick another target."
+        )
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(rare):
+        raise InvalidTarget(
+            f"The target '{target}' has {len(counts)} classes in {len(frame)} rows, and "
+            f"{len(rare)} of them have fewer than {MIN_ROWS_PER_CLASS} rows (e.g. "
+            f"{', '.join(map(repr, rare.index[:3]))}). Each class needs at least "
+            f"{MIN_ROWS_PER_CLASS} rows to be learned and tested. Merge rare classes, drop their "
+            "rows, or use --task regression if the target is a quantity."
+        )
+    return frame
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A SHA-256 of the table's values and column names, stable across file formats."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

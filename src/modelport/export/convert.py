@@ -1,0 +1,88 @@
+"""Conversion of scikit-learn pipelines (with LightGBM / XGBoost inside) to ONNX bytes."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from ..artifact import ColumnSpec
+from ..errors import ExportError
+
+OPSET = {"": 17, "ai.onnx.ml": 3}
+LABEL, PROBABILITIES, VALUE = "label", "probabilities", "variable"
+
+
+@dataclass
+class Converted:
+    """ONNX bytes and the graph's input and output names."""
+
+    onnx: bytes
+    input_names: list[str]
+    outputs: dict[str, str]
+
+
+@functools.cache
+def register_boosters() -> None:
+    """Teach skl2onnx the LightGBM and XGBoost estimators through onnxmltools' converters."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from xgboost import XGBClassifier, XGBRegressor
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, convert in [
+        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
+        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
+    ]:
+        update_registered_converter(
+            model, alias, calculate_linear_classifier_output_shapes, convert,
+            options=classifier_options,
+        )
+    for model, alias, convert in [
+        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
+        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
+    ]:
+        update_registered_converter(
+            model, alias, calculate_linear_regressor_output_shapes, convert
+        )
+
+
+def sklearn_to_onnx(
+    model: Any, columns: list[ColumnSpec], layout: str, classifier: bool
+) -> Converted:
+    """Convert a fitted scikit-learn model or pipeline; ``layout`` is "columns" or "matrix"."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    register_boosters()
+    if layout == "columns":
+        types = [
+            (c.name, FloatTensorType([None, 1]) if c.dtype == "number" else StringTensorType([None, 1]))
+            for c in columns
+        ]
+    else:
+        types = [("input", FloatTensorType([None, len(columns)]))]
+    options = {id(model): {"zipmap": False}} if classifier else None
+    try:
+        proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
+    except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError, TypeError ...
+        raise ExportError(
+            f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "
+            "supports (see its list of converters) or register a converter for it."
+        ) from exc
+    inputs = [i.name for i in proto.graph.input]
+    outputs = [o.name for o in proto.graph.output]
+    roles = {"label": outputs[0], "probabilities": outputs[1]} if classifier else {"value": outputs[0]}
+    return Converted(proto.SerializeToString(), inputs, roles)
+
+
+def _describe(model: Any) -> str:
+    steps = getattr(model, "steps", None)
+    final = steps[-1][1] if steps else model
+    return type(final).__name__

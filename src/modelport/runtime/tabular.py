@@ -1,0 +1,138 @@
+"""Turn rows (dicts, columns, DataFrames, arrays) into the ONNX inputs a manifest describes.
+
+This is the one place tabular input is encoded, for training, the CLI, the server and the client:
+numbers become float32 (missing -> NaN, imputed inside the graph), categories become strings
+(missing -> "", which the graph treats like any unseen category).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..artifact import ColumnSpec, Manifest
+from ..errors import SchemaMismatch
+
+MISSING_TOKENS = frozenset({"", "?", "na", "nan", "null", "none"})
+
+Columns = Mapping[str, Any]
+
+
+def to_columns(rows: Any, manifest: Manifest) -> Columns:
+    """Accept a DataFrame, a dict of columns, one row as a dict, a list of row dicts, or a 2-D array."""
+    if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):  # a pandas DataFrame
+        return {str(c): rows[c].to_numpy() for c in rows.columns}
+    if isinstance(rows, Mapping):
+        if all(_is_sequence(v) for v in rows.values()):
+            return rows
+        return {k: [v] for k, v in rows.items()}
+    if isinstance(rows, np.ndarray):
+        return _matrix_columns(rows, manifest)
+    if isinstance(rows, Sequence) and not isinstance(rows, str):
+        if rows and all(isinstance(r, Mapping) for r in rows):
+            keys = {k for r in rows for k in r}
+            return {k: [r.get(k) for r in rows] for k in keys}
+        if rows and all(_is_sequence(r) for r in rows):
+            return _matrix_columns(np.asarray(rows, dtype=object), manifest)
+    raise SchemaMismatch(
+        f"Cannot read rows of type {type(rows).__name__}. Pass a list of dicts "
+        "([{'age': 30, ...}]), a dict of columns ({'age': [30, 41]}), a pandas DataFrame or a "
+        f"2-D array with the columns {', '.join(manifest.columns)} in that order."
+    )
+
+
+def encode(manifest: Manifest, columns: Columns) -> dict[str, np.ndarray]:
+    """The ONNX feeds for ``columns``; raises SchemaMismatch naming what is missing or wrong."""
+    missing = [c.name for c in manifest.inputs if c.name not in columns]
+    if missing:
+        raise SchemaMismatch(
+            f"The input lacks the column(s) {', '.join(map(repr, missing))} that model "
+            f"'{manifest.name}' needs. It expects {', '.join(manifest.columns)} (any order; extra "
+            "columns are ignored). Add the missing columns; leave a value empty if it is unknown."
+        )
+    encoded = [encode_column(spec, columns[spec.name]) for spec in manifest.inputs]
+    lengths = {len(a) for a in encoded}
+    if len(lengths) > 1:
+        raise SchemaMismatch(
+            "The input's columns have different lengths "
+            f"({', '.join(f'{c.name}={len(a)}' for c, a in zip(manifest.inputs, encoded))}). "
+            "Every column needs one value per row."
+        )
+    if manifest.input_layout == "matrix":
+        assert manifest.matrix_input is not None
+        return {manifest.matrix_input: np.hstack(encoded) if encoded else np.empty((0, 0))}
+    return {spec.onnx_name or spec.name: array for spec, array in zip(manifest.inputs, encoded)}
+
+
+def encode_column(spec: ColumnSpec, values: Any) -> np.ndarray:
+    """One column as an [n, 1] array: float32 numbers or str categories."""
+    if spec.dtype == "number":
+        return _numbers(spec.name, values).reshape(-1, 1)
+    return _strings(values).reshape(-1, 1)
+
+
+def _numbers(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind in "fiub":
+        return array.astype(np.float32, copy=False)
+    try:
+        return array.astype(np.float32)
+    except (TypeError, ValueError):
+        pass
+    out = np.empty(len(array), dtype=np.float32)
+    for i, value in enumerate(array.tolist()):
+        if value is None or (isinstance(value, str) and value.strip().lower() in MISSING_TOKENS):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            raise SchemaMismatch(
+                f"Column '{name}' must hold numbers, but row {i} has {value!r}. Send a number, or "
+                "leave the value empty (null) if it is unknown."
+            ) from None
+    return out
+
+
+def _strings(values: Any) -> np.ndarray:
+    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return np.array([_category(v) for v in items], dtype=object)
+
+
+def _category(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if not isinstance(value, str) else value
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "to_numpy")
+
+
+def _matrix_columns(array: np.ndarray, manifest: Manifest) -> Columns:
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or array.shape[1] != len(manifest.inputs):
+        raise SchemaMismatch(
+            f"A 2-D array for model '{manifest.name}' needs {len(manifest.inputs)} columns "
+            f"({', '.join(manifest.columns)}), but it has shape {array.shape}."
+        )
+    return {spec.name: array[:, i] for i, spec in enumerate(manifest.inputs)}
+
+
+def unseen_categories(manifest: Manifest, columns: Columns) -> dict[str, int]:
+    """How many values per categorical column were never seen in training (for reports)."""
+    counts = {}
+    for spec in manifest.inputs:
+        if spec.categorical and spec.categories is not None and spec.name in columns:
+            values = _strings(columns[spec.name])
+            known = np.array(spec.categories, dtype=object)
+            unseen = int((~np.isin(values, known) & (values != "")).sum())
+            if unseen:
+                counts[spec.name] = unseen
+    return counts

@@ -1,0 +1,78 @@
+"""The metadata database: models, versions and aliases (SQLAlchemy 2, SQLite by default)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_version: Mapped[int] = mapped_column(Integer, default=1)
+    """Versions are never reused, even after a delete, so caches keyed by version stay valid."""
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class VersionRow(Base):
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(
+        ForeignKey("models.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    name: Mapped[str] = mapped_column(
+        ForeignKey("models.name", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; on SQLite, writes take the lock up front (BEGIN IMMEDIATE)."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
+    if engine.dialect.name == "sqlite":
+        _serialise_sqlite_writes(engine)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def _serialise_sqlite_writes(engine: Engine) -> None:
+    # NOTE: pysqlite's own transaction handling is switched off so that SQLAlchemy's "begin" event
+    # decides: BEGIN IMMEDIATE makes two processes registering at once queue instead of racing.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,291 @@
+"""The Store: versioned models with movable aliases over a database and a blob directory."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from ..artifact import Manifest, ModelArtifact
+from ..config import Settings
+from ..errors import InvalidReference, ModelNotFound, ModelportError
+from .blobs import BlobStore
+from .db import AliasRow, ModelRow, VersionRow, make_engine
+from .refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
+
+REGISTER_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One line of `modelport models list`."""
+
+    name: str
+    latest_version: int
+    versions: int
+    aliases: dict[str, int]
+    task: str
+    created: datetime
+
+
+class Store:
+    """Models, their versions (1, 2, 3 ...) and aliases, kept safe against crashes.
+
+    Args:
+        settings: where the database and blobs live; default: read from ``MODELPORT_*``.
+
+    Example:
+        >>> store = Store(Settings(home=tmp_path))            # doctest: +SKIP
+        >>> manifest = store.register(artifact, name="credit")  # doctest: +SKIP
+        >>> store.get("credit@production")                     # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.engine = _retry_locked(lambda: make_engine(self.settings.resolved_database_url))
+        self.blobs = BlobStore(self.settings.resolved_blob_dir)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def register(
+        self, artifact: ModelArtifact, name: str | None = None, aliases: tuple[str, ...] = ()
+    ) -> Manifest:
+        """Store ``artifact`` as the next version of ``name``; returns its manifest with version.
+
+        The file is written (temp name, fsync, rename) before one transaction adds the version,
+        so a crash leaves either no new version or a complete one.
+        """
+        artifact.verify()
+        name = check_name(name or artifact.manifest.name)
+        for alias in aliases:
+            _check_settable(alias)
+        self.blobs.put(artifact.onnx)
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                return self._insert_version(artifact.manifest, name, aliases)
+            except DBIntegrityError:  # another writer took the number first (PostgreSQL)
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _insert_version(self, manifest: Manifest, name: str, aliases: tuple[str, ...]) -> Manifest:
+        with self._session() as session:
+            model = session.get(ModelRow, name, with_for_update=True)
+            if model is None:
+                model = ModelRow(name=name, next_version=1)
+                session.add(model)
+                session.flush()
+            version = model.next_version
+            model.next_version = version + 1
+            stored = dataclasses.replace(manifest, name=name, version=version)
+            session.add(
+                VersionRow(
+                    name=name, version=version, sha256=stored.sha256, manifest=stored.to_dict()
+                )
+            )
+            for alias in aliases:
+                session.merge(AliasRow(name=name, alias=alias, version=version))
+        return stored
+
+    def set_alias(self, ref: str, alias: str) -> Manifest:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""
+        _check_settable(alias)
+        with self._session() as session:
+            row = self._resolve(session, ModelRef.parse(ref))
+            session.merge(AliasRow(name=row.name, alias=alias, version=row.version))
+            return Manifest.from_dict(row.manifest)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        with self._session() as session:
+            row = session.get(AliasRow, (name, alias))
+            if row is None:
+                raise ModelNotFound(
+                    f"Model '{name}' has no alias '{alias}'. See its aliases with "
+                    f"`modelport models show {name}`."
+                )
+            session.delete(row)
+
+    def delete(self, ref: str) -> list[int]:
+        """Delete one version (``name:3``, ``name@alias``) or a whole model (``name``).
+
+        Returns the deleted version numbers. Files go after the transaction commits, so a crash
+        can leave an unreferenced file (removed by :meth:`collect_garbage`), never a version
+        without its file.
+        """
+        parsed = ModelRef.parse(ref)
+        with self._session() as session:
+            if parsed.version is None and parsed.alias is None:
+                rows = self._versions(session, parsed.name)
+                session.execute(delete(AliasRow).where(AliasRow.name == parsed.name))
+                session.execute(delete(VersionRow).where(VersionRow.name == parsed.name))
+                session.execute(delete(ModelRow).where(ModelRow.name == parsed.name))
+            else:
+                rows = [self._resolve(session, parsed)]
+                session.execute(
+                    delete(AliasRow).where(
+                        AliasRow.name == parsed.name, AliasRow.version == rows[0].version
+                    )
+                )
+                session.delete(rows[0])
+        self.collect_garbage({row.sha256 for row in rows})
+        return [row.version for row in rows]
+
+    def collect_garbage(self, candidates: set[str] | None = None) -> int:
+        """Remove files no version refers to (all files, or only ``candidates``)."""
+        with self._session() as session:
+            used = set(session.scalars(select(VersionRow.sha256)))
+        removed = 0
+        for digest in candidates if candidates is not None else set(self.blobs.digests()):
+            if digest not in used:
+                self.blobs.delete(digest)
+                removed += 1
+        return removed + self.blobs.remove_stale_temps()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def manifest(self, ref: str) -> Manifest:
+        """The manifest of the version ``ref`` resolves to, without reading the model file."""
+        with self._session() as session:
+            return Manifest.from_dict(self._resolve(session, ModelRef.parse(ref)).manifest)
+
+    def get(self, ref: str) -> ModelArtifact:
+        """The artifact ``ref`` resolves to, its SHA-256 verified."""
+        manifest = self.manifest(ref)
+        onnx = self.blobs.get(manifest.sha256, origin=f"{manifest.name}:{manifest.version}")
+        return ModelArtifact(onnx, manifest)
+
+    def versions(self, name: str) -> list[Manifest]:
+        with self._session() as session:
+            return [Manifest.from_dict(r.manifest) for r in self._versions(session, name)]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with self._session() as session:
+            rows = session.scalars(select(AliasRow).where(AliasRow.name == name))
+            return {row.alias: row.version for row in rows}
+
+    def list_models(self) -> list[ModelSummary]:
+        with self._session() as session:
+            aliases: dict[str, dict[str, int]] = {}
+            for alias in session.scalars(select(AliasRow)):
+                aliases.setdefault(alias.name, {})[alias.alias] = alias.version
+            latest = session.execute(
+                select(VersionRow.name, func.max(VersionRow.version), func.count())
+                .group_by(VersionRow.name)
+                .order_by(VersionRow.name)
+            ).all()
+            summaries = []
+            for name, version, count in latest:
+                row = session.get(VersionRow, (name, version))
+                assert row is not None
+                summaries.append(
+                    ModelSummary(
+                        name=name,
+                        latest_version=version,
+                        versions=count,
+                        aliases=aliases.get(name, {}),
+                        task=row.manifest.get("task", ""),
+                        created=row.created,
+                    )
+                )
+            return summaries
+
+    def check(self) -> list[str]:
+        """Problems a crash or a disk fault could have left: missing or corrupted files."""
+        problems = []
+        with self._session() as session:
+            rows = list(session.scalars(select(VersionRow)))
+        for row in rows:
+            try:
+                self.blobs.get(row.sha256, origin=f"{row.name}:{row.version}")
+            except ModelportError as exc:
+                problems.append(exc.message)
+        return problems
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def _versions(self, session: Session, name: str) -> list[VersionRow]:
+        rows = list(
+            session.scalars(
+                select(VersionRow).where(VersionRow.name == name).order_by(VersionRow.version)
+            )
+        )
+        if not rows:
+            raise ModelNotFound(_unknown_model(session, name))
+        return rows
+
+    def _resolve(self, session: Session, ref: ModelRef) -> VersionRow:
+        version = ref.version
+        alias = ref.alias
+        if alias == LATEST:
+            alias = None
+        elif alias is None and version is None:
+            row = session.get(AliasRow, (ref.name, DEFAULT_ALIAS))
+            version = row.version if row else None
+        elif alias is not None:
+            row = session.get(AliasRow, (ref.name, alias))
+            if row is None:
+                known = sorted(self._alias_names(session, ref.name))
+                raise ModelNotFound(
+                    f"Model '{ref.name}' has no alias '{alias}' (its aliases: "
+                    f"{', '.join(known) or 'none'}). Set one with "
+                    f"`modelport models alias {ref.name}:VERSION {alias}`."
+                )
+            version = row.version
+        if version is None:
+            rows = self._versions(session, ref.name)
+            return rows[-1]
+        found = session.get(VersionRow, (ref.name, version))
+        if found is None:
+            numbers = [r.version for r in self._versions(session, ref.name)]
+            raise ModelNotFound(
+                f"Model '{ref.name}' has no version {version} (its versions: "
+                f"{', '.join(map(str, numbers))}). Use one of those, or '{ref.name}' for the "
+                "default version."
+            )
+        return found
+
+    def _alias_names(self, session: Session, name: str) -> list[str]:
+        return list(session.scalars(select(AliasRow.alias).where(AliasRow.name == name)))
+
+
+def _unknown_model(session: Session, name: str) -> str:
+    known = list(session.scalars(select(ModelRow.name).order_by(ModelRow.name).limit(20)))
+    listing = ", ".join(known) if known else "the store is empty"
+    return (
+        f"There is no model named '{name}' ({listing}). Check the name with "
+        "`modelport models list`, or train one with `modelport train DATA.csv --target COLUMN "
+        f"--name {name}`."
+    )
+
+
+def _check_settable(alias: str) -> None:
+    check_alias(alias)
+    if alias == LATEST:
+        raise InvalidReference(
+            f"'{LATEST}' is a built-in alias that always means the newest version; it cannot be "
+            "set. Choose another name, such as 'production' or 'staging'."
+        )
+
+
+def _retry_locked(make):  # type: ignore[no-untyped-def]
+    # NOTE: two processes creating the same fresh SQLite database can briefly collide on the schema.
+    for attempt in range(5):
+        try:
+            return make()
+        except OperationalError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,367 @@
+"""Tabular AutoML: FLAML searches estimators within a time budget; the winner ships as ONNX."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..artifact import ColumnSpec, ModelArtifact
+from ..data import tabular as data
+from ..errors import ExportError, InvalidParameter, ModelportError, SchemaMismatch
+from ..export import parity
+from ..export.convert import sklearn_to_onnx
+from ..runtime import Predictor
+from ..runtime.tabular import encode_column
+from .leaderboard import LeaderboardRow, snapshot
+from .metrics import resolve_metric, test_scores
+from .versions import library_versions
+
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "classification": ("lgbm", "xgboost", "rf", "extra_tree", "lrl1"),
+    "regression": ("lgbm", "xgboost", "rf", "extra_tree", "enet"),
+}
+SEARCH_SHARE = 0.75
+"""Share of the time budget given to the search; the rest refits, converts and checks parity."""
+TEST_SHARE = 0.2
+MAX_PARITY_ROWS = 2000
+LATENCY_RUNS = 30
+
+
+@dataclass
+class TrainingEvent:
+    """Progress of a training run, sent to the ``callback`` of :class:`TabularAutoML`."""
+
+    stage: str
+    """"search", "export" or "done"."""
+    progress: float
+    elapsed: float
+    leaderboard: list[LeaderboardRow] = field(default_factory=list)
+    message: str = ""
+
+
+Callback = Callable[[TrainingEvent], None]
+
+
+class TabularAutoML:
+    """AutoML for tables, with the scikit-learn estimator API, producing an ONNX artifact.
+
+    Args:
+        task: "auto", "classification" or "regression".
+        time_budget: seconds for the whole run (search, refit, export and parity check).
+        metric: the search metric, or "auto" (roc_auc, log_loss or r2).
+        seed: random seed for the split and the search.
+        estimators: FLAML estimator names to search; default: LightGBM, XGBoost, random forest,
+            extra trees and a linear model.
+        callback: called with a :class:`TrainingEvent` as the search progresses.
+
+    Example:
+        >>> automl = TabularAutoML(time_budget=10).fit(X, y)   # doctest: +SKIP
+        >>> automl.leaderboard_[0].model, automl.predict(X[:3])  # doctest: +SKIP
+        >>> automl.to_artifact("credit").to_file("credit.zip")   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str = "auto",
+        time_budget: float = 60.0,
+        metric: str = "auto",
+        seed: int = 0,
+        estimators: tuple[str, ...] | None = None,
+        callback: Callback | None = None,
+    ) -> None:
+        self.task = task
+        self.time_budget = time_budget
+        self.metric = metric
+        self.seed = seed
+        self.estimators = estimators
+        self.callback = callback
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | list[Any]) -> TabularAutoML:
+        """Search, refit the best convertible estimator, export it to ONNX and check parity."""
+        started = time.monotonic()
+        self._check_params()
+        target = str(getattr(y, "name", None) or "target")
+        frame = pd.DataFrame(X).reset_index(drop=True).copy()
+        frame[target] = np.asarray(y)
+        frame, self.task_ = data.check_target(frame, target, self.task)
+        self.schema_ = data.infer_schema(frame, target)
+        self.target_ = target
+        self.data_fingerprint_ = data.fingerprint(frame)
+        features = encoded_frame(self.schema_.columns, frame)
+        labels = frame[target].to_numpy()
+        y_encoded = self._encode_target(labels)
+        self.metric_ = resolve_metric(
+            self.metric, self.task_, len(self.classes_) if self.classes_ is not None else 0
+        )
+        X_train, X_test, y_train, y_test = self._split(features, y_encoded)
+        preprocessor = build_preprocessor(self.schema_.columns).fit(X_train)
+        matrix = preprocessor.transform(X_train)
+        deadline = started + self.time_budget
+        automl, self.leaderboard_ = self._search(matrix, y_train, started)
+        self._emit("export", started, "Converting the best model to ONNX and checking parity")
+        self._export(automl, preprocessor, matrix, y_train, X_test, y_test, deadline)
+        self.fit_seconds_ = time.monotonic() - started
+        self._emit("done", started, f"Done in {self.fit_seconds_:.1f} s")
+        return self
+
+    def _check_params(self) -> None:
+        budget = self.time_budget
+        if not isinstance(budget, (int, float)) or not np.isfinite(budget) or budget <= 0:
+            raise InvalidParameter(
+                f"The time budget must be a positive number of seconds, but got {budget!r}. "
+                "Use e.g. --time-budget 60."
+            )
+        if self.estimators is not None:
+            known = set(ESTIMATORS["classification"]) | set(ESTIMATORS["regression"])
+            unknown = [e for e in self.estimators if e not in known]
+            if unknown:
+                raise InvalidParameter(
+                    f"Unknown estimator(s) {unknown}. Choose from: {', '.join(sorted(known))}."
+                )
+
+    def _encode_target(self, labels: np.ndarray) -> np.ndarray:
+        if self.task_ == "regression":
+            self.classes_ = None
+            return labels.astype(np.float64)
+        classes, encoded = np.unique(labels.astype(str) if labels.dtype == object else labels,
+                                     return_inverse=True)
+        self.classes_ = classes
+        return encoded.astype(np.int64)
+
+    def _split(self, features: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        from sklearn.model_selection import train_test_split
+
+        stratify = y if self.task_ == "classification" else None
+        test_size = max(TEST_SHARE, len(np.unique(y)) / len(y)) if stratify is not None else TEST_SHARE
+        return train_test_split(
+            features, y, test_size=test_size, random_state=self.seed, stratify=stratify
+        )
+
+    def _search(
+        self, matrix: np.ndarray, y: np.ndarray, started: float
+    ) -> tuple[Any, list[LeaderboardRow]]:
+        from flaml import AutoML
+
+        budget = max(1.0, self.time_budget * SEARCH_SHARE)
+        estimators = self.estimators or ESTIMATORS[self.task_]
+        estimators = tuple(e for e in estimators if e in ESTIMATORS[self.task_])
+        automl = AutoML()
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(automl, stop, started), daemon=True)
+        watcher.start()
+        try:
+            automl.fit(
+                matrix, y, task=self.task_, metric=self.metric_, time_budget=budget,
+                estimator_list=list(estimators), seed=self.seed, verbose=0,
+                retrain_full="budget", n_jobs=-1,
+            )
+        except ModelportError:
+            raise
+        except Exception as exc:  # FLAML raises plain errors for data it cannot use
+            raise InvalidParameter(
+                f"The AutoML search failed: {exc}. Check the data and the options."
+            ) from exc
+        finally:
+            stop.set()
+            watcher.join()
+        return automl, snapshot(automl, self.metric_)
+
+    def _watch(self, automl: Any, stop: threading.Event, started: float) -> None:
+        while not stop.wait(0.25):
+            self._emit("search", started, "Searching", snapshot(automl, self.metric_))
+
+    def _emit(
+        self, stage: str, started: float, message: str,
+        leaderboard: list[LeaderboardRow] | None = None,
+    ) -> None:
+        if self.callback is None:
+            return
+        elapsed = time.monotonic() - started
+        progress = 1.0 if stage == "done" else min(elapsed / self.time_budget, 0.99)
+        rows = leaderboard if leaderboard is not None else getattr(self, "leaderboard_", [])
+        self.callback(TrainingEvent(stage, progress, elapsed, rows, message))
+
+    def _export(
+        self, automl: Any, preprocessor: Any, matrix: np.ndarray, y_train: np.ndarray,
+        X_test: pd.DataFrame, y_test: np.ndarray, deadline: float,
+    ) -> None:
+        """Take the best candidate that converts and passes parity; note why others did not."""
+        from sklearn.pipeline import Pipeline
+
+        parity_rows = X_test.iloc[:MAX_PARITY_ROWS]
+        chosen = None
+        for row in self.leaderboard_:
+            if chosen is not None and time.monotonic() > deadline:
+                row.note = "not exported (time budget spent)"
+                continue
+            try:
+                estimator = self._fitted(automl, row.model, matrix, y_train)
+                pipeline = Pipeline([("preprocess", preprocessor), ("model", estimator)])
+                artifact = self._convert(pipeline)
+                predictor = Predictor(artifact)
+                row.onnx_latency_us = _latency_us(predictor, parity_rows.iloc[:1])
+                if chosen is None:
+                    report = self._check_parity(pipeline, predictor, parity_rows, row.model)
+                    chosen = (row, pipeline, artifact, predictor, report)
+            except ExportError as exc:
+                row.note = f"not exportable: {exc.message.split(':')[0]}"
+                if chosen is None:
+                    self._emit("export", deadline - self.time_budget, row.note)
+        if chosen is None:
+            raise ExportError(
+                "None of the searched models could be exported to ONNX with matching predictions ("
+                + "; ".join(f"{r.model}: {r.note}" for r in self.leaderboard_)
+                + "). Try again with --estimators lgbm."
+            )
+        row, self.best_estimator_, self.onnx_artifact_, predictor, self.parity_ = chosen
+        self.best_model_name_ = row.model
+        if row is not self.leaderboard_[0]:
+            self.fallback_reason_ = (
+                f"The best model ({self.leaderboard_[0].model}) was {self.leaderboard_[0].note}; "
+                f"{row.model} was exported instead."
+            )
+        else:
+            self.fallback_reason_ = None
+        result = predictor.predict(X_test)
+        predicted = result.predictions
+        if self.classes_ is not None:
+            predicted = np.searchsorted(self.classes_, predicted.astype(self.classes_.dtype))
+        self.metrics_ = test_scores(self.task_, y_test, predicted, result.probabilities)
+
+    def _fitted(self, automl: Any, learner: str, matrix: np.ndarray, y: np.ndarray) -> Any:
+        if learner == automl.best_estimator:
+            return automl.model.estimator
+        wrapper = automl.best_model_for_estimator(learner)
+        wrapper.fit(matrix, y)
+        return wrapper.estimator
+
+    def _convert(self, pipeline: Any) -> ModelArtifact:
+        classifier = self.task_ == "classification"
+        converted = sklearn_to_onnx(pipeline, self.schema_.columns, "columns", classifier)
+        columns = [
+            ColumnSpec(c.name, c.dtype, onnx_name, c.categorical, c.categories)
+            for c, onnx_name in zip(self.schema_.columns, converted.input_names)
+        ]
+        self.columns_ = columns
+        return ModelArtifact.create(
+            converted.onnx,
+            name="model",
+            task=self.task_,
+            inputs=columns,
+            outputs=converted.outputs,
+            class_labels=self.classes_.tolist() if self.classes_ is not None else None,
+            label_is_index=classifier,
+        )
+
+    def _check_parity(
+        self, pipeline: Any, predictor: Predictor, rows: pd.DataFrame, what: str
+    ) -> parity.ParityReport:
+        onnx = predictor.predict(rows)
+        if self.task_ == "regression":
+            return parity.check_regressor(pipeline.predict(rows), onnx, what)
+        assert self.classes_ is not None
+        expected = self.classes_[pipeline.predict(rows)]
+        return parity.check_classifier(expected, pipeline.predict_proba(rows), onnx, what)
+
+    # -- using the fitted model ----------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "best_estimator_"):
+            raise ModelportError(
+                "This TabularAutoML is not fitted yet. Call 'fit' with training data first."
+            )
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) of the original model."""
+        self._check_fitted()
+        raw = self.best_estimator_.predict(encoded_frame(self.schema_.columns, X))
+        return self.classes_[raw] if self.classes_ is not None else raw
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        self._check_fitted()
+        if self.classes_ is None:
+            raise InvalidParameter("predict_proba needs a classification model; this is regression.")
+        return self.best_estimator_.predict_proba(encoded_frame(self.schema_.columns, X))
+
+    def to_artifact(self, name: str = "model", description: str = "") -> ModelArtifact:
+        """The ONNX artifact of the exported model, with its full manifest."""
+        self._check_fitted()
+        artifact = self.onnx_artifact_
+        manifest = artifact.manifest
+        manifest.name = name
+        manifest.description = description
+        manifest.metrics = dict(self.metrics_)
+        manifest.data_fingerprint = self.data_fingerprint_
+        manifest.library_versions = library_versions()
+        manifest.preprocessing = {
+            "kind": "tabular",
+            "numeric": "float32; missing values imputed with the training median",
+            "categorical": "one-hot over training categories; unseen or missing -> all zeros",
+            "dropped_columns": self.schema_.dropped,
+            "target": self.target_,
+        }
+        manifest.source = {
+            "kind": "automl",
+            "estimator": self.best_model_name_,
+            "metric": self.metric_,
+            "time_budget": self.time_budget,
+            "fit_seconds": round(self.fit_seconds_, 2),
+            "parity": self.parity_.to_dict(),
+            "leaderboard": [r.to_dict() for r in self.leaderboard_],
+        }
+        return artifact
+
+
+def encoded_frame(columns: list[ColumnSpec], frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the model sees it: the runtime's encoding of each feature column."""
+    missing = [c.name for c in columns if c.name not in frame.columns]
+    if missing:
+        raise SchemaMismatch(
+            f"The input lacks the column(s) {', '.join(map(repr, missing))}. The model expects "
+            f"{', '.join(c.name for c in columns)}."
+        )
+    return pd.DataFrame(
+        {c.name: encode_column(c, frame[c.name].to_numpy()).ravel() for c in columns}
+    )
+
+
+def build_preprocessor(columns: list[ColumnSpec]) -> Any:
+    """Median imputation for numbers, one-hot encoding for categories (both convert to ONNX)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c.name for c in columns if c.dtype == "number"]
+    categorical = [c.name for c in columns if c.dtype == "string"]
+    parts = []
+    if numeric:
+        parts.append(("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric))
+    if categorical:
+        parts.append((
+            "categorical",
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
+            categorical,
+        ))
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _latency_us(predictor: Predictor, row: pd.DataFrame) -> float:
+    """Median time of a 1-row prediction in onnxruntime, after one warm-up call."""
+    predictor.predict(row)
+    timings = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        predictor.predict(row)
+        timings.append(time.perf_counter() - start)
+    return round(float(np.median(timings)) * 1e6, 1)
+
