@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +72,8 @@ def sklearn_to_onnx(
         types = [("input", FloatTensorType([None, len(columns)]))]
     options = {id(model): {"zipmap": False}} if classifier else None
     try:
-        proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
+        with _positional_xgboost_features(model):
+            proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
     except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError, TypeError ...
         raise ExportError(
             f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "
@@ -80,6 +83,23 @@ def sklearn_to_onnx(
     outputs = [o.name for o in proto.graph.output]
     roles = {"label": outputs[0], "probabilities": outputs[1]} if classifier else {"value": outputs[0]}
     return Converted(proto.SerializeToString(), inputs, roles)
+
+
+@contextlib.contextmanager
+def _positional_xgboost_features(model: Any) -> Iterator[None]:
+    """onnxmltools reads XGBoost features only as 'f0', 'f1' ...: hide real names while converting."""
+    steps = getattr(model, "steps", None)
+    final = steps[-1][1] if steps else model
+    booster = final.get_booster() if type(final).__module__.startswith("xgboost") else None
+    names = booster.feature_names if booster is not None else None
+    if names is None:
+        yield
+        return
+    booster.feature_names = None
+    try:
+        yield
+    finally:
+        booster.feature_names = names
 
 
 def _describe(model: Any) -> str:

@@ -3,4 +3,7 @@
 from .leaderboard import LeaderboardRow
 from .tabular import TabularAutoML, TrainingEvent
 
-__all__ = ["LeaderboardRow", "TabularAutoML", "TrainingEvent"]
+TRAINERS: dict[str, type[TabularAutoML]] = {"tabular": TabularAutoML}
+"""Every trainer by kind; the contract test suite runs against each."""
+
+__all__ = ["TRAINERS", "LeaderboardRow", "TabularAutoML", "TrainingEvent"]

@@ -15,11 +15,13 @@ LOWER_IS_BETTER = ("log_loss", "rmse", "mae", "mse", "mape")
 
 
 def resolve_metric(metric: str, task: str, n_classes: int) -> str:
-    """The search metric for ``task``; 'auto' is roc_auc (binary), log_loss (multiclass), r2."""
+    """The search metric for ``task``; 'auto' is log_loss (classification) or r2 (regression).
+
+    log_loss, a proper scoring rule, rewards calibrated probabilities: a model tuned for roc_auc
+    alone can rank well yet put every row on one side of 0.5 (seen on titanic).
+    """
     if metric == "auto":
-        if task == "regression":
-            return "r2"
-        return "roc_auc" if n_classes == 2 else "log_loss"
+        return "r2" if task == "regression" else "log_loss"
     allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
     if metric not in allowed:
         raise InvalidParameter(

@@ -54,7 +54,7 @@ class TabularAutoML:
     Args:
         task: "auto", "classification" or "regression".
         time_budget: seconds for the whole run (search, refit, export and parity check).
-        metric: the search metric, or "auto" (roc_auc, log_loss or r2).
+        metric: the search metric, or "auto" (log_loss for classification, r2 for regression).
         seed: random seed for the split and the search.
         estimators: FLAML estimator names to search; default: LightGBM, XGBoost, random forest,
             extra trees and a linear model.
