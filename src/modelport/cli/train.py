@@ -32,12 +32,13 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
     """Train a model on a table with AutoML, export it to ONNX and register it."""
-    from ..data import read_table
+    from ..data import check_target, read_table
     from ..train import TabularAutoML
 
     check_name(name)  # fail before minutes of training, not after
     store = open_store()
     frame = read_table(data)
+    check_target(frame, target, task)  # before the live display starts
     display = _LiveTraining(time_budget, enabled=not json_output)
     automl = TabularAutoML(
         task=task, time_budget=time_budget, metric=metric, seed=seed,
@@ -115,22 +116,27 @@ class _LiveTraining:
         self.rows: list[LeaderboardRow] = []
         self.live = Live(self._render(), console=err_console, refresh_per_second=4, transient=False)
 
+        self.started = False
+
     def __enter__(self) -> _LiveTraining:
-        if self.enabled:
-            self.live.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
+        if self.started:
             self.live.update(self._render())
             self.live.__exit__(*exc)
 
     def update(self, event: TrainingEvent) -> None:
+        """Draw the event; the display starts with the first one, so errors before it stay clean."""
         if event.leaderboard:
             self.rows = event.leaderboard
         self.progress.update(self.task_id, completed=event.progress, description=event.message)
-        if self.enabled:
-            self.live.update(self._render())
+        if not self.enabled:
+            return
+        if not self.started:
+            self.started = True
+            self.live.__enter__()
+        self.live.update(self._render())
 
     def _render(self) -> Group:
         table = Table(title="Leaderboard", title_justify="left")
