@@ -39,10 +39,12 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 def modelport(home: Path, tmp_path: Path) -> Run:
     """Run the installed `modelport` command in ``tmp_path`` with this test's store."""
 
-    def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: object, check: bool = True, cwd: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
         result = subprocess.run(
-            [str(MODELPORT), *map(str, args)], cwd=tmp_path, env=env, capture_output=True,
+            [str(MODELPORT), *map(str, args)], cwd=cwd or tmp_path, env=env, capture_output=True,
             text=True, timeout=timeout,
         )
         if check and result.returncode != 0:

@@ -20,7 +20,10 @@ from . import onnx_graph, parity
 from .convert import Converted, sklearn_to_onnx
 
 PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
-SUPPORTED = ".onnx, .joblib/.pkl (scikit-learn), .skops, .txt (LightGBM) or .json/.ubj (XGBoost)"
+SUPPORTED = (
+    ".zip (a modelport bundle), .onnx, .joblib/.pkl (scikit-learn), .skops, .txt (LightGBM) or "
+    ".json/.ubj (XGBoost)"
+)
 
 
 def import_file(path: str | Path, name: str, sample: str | Path | None = None) -> ModelArtifact:
@@ -30,6 +33,10 @@ def import_file(path: str | Path, name: str, sample: str | Path | None = None) -
         raise InvalidInput(f"The model file '{path}' does not exist. Give the path of a {SUPPORTED} file.")
     suffix = path.suffix.lower()
     rows = _read_sample(sample) if sample is not None else None
+    if suffix == ".zip":
+        artifact = ModelArtifact.load(path)
+        artifact.manifest.name = name
+        return artifact
     if suffix == ".onnx":
         artifact = import_onnx(path.read_bytes(), name, rows)
     else:

@@ -1,0 +1,70 @@
+"""The docs' examples run here, so they cannot rot."""
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelport.config import Settings
+
+from .conftest import REPO
+
+EXAMPLES = REPO / "docs" / "examples"
+
+
+def console_commands(page: Path) -> list[list[str]]:
+    blocks = re.findall(r"```console\n(.*?)```", page.read_text(), flags=re.S)
+    return [shlex.split(line[2:]) for block in blocks for line in block.splitlines()
+            if line.startswith("$ ")]
+
+
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+
+
+@pytest.fixture
+def examples(tmp_path):
+    work = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, work)
+    return work
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
+def test_console_examples(page, examples, modelport):
+    commands = [c for c in console_commands(REPO / page) if c[0] != "cd"]
+    assert commands, f"{page} has no console examples"
+    for command in commands:
+        assert command[0] == "modelport", command
+        modelport(*shorter_budget(command[1:]), cwd=examples)
+    for produced in ("predictions.csv", "churn.onnx"):
+        assert (examples / produced).stat().st_size > 0
+
+
+def shorter_budget(args: list[str]) -> list[str]:
+    """The docs' budgets, cut to 4 s to keep the suite quick."""
+    return ["4" if i and args[i - 1] == "--time-budget" else a for i, a in enumerate(args)]
+
+
+def test_python_examples(examples, home, monkeypatch, capsys):
+    monkeypatch.chdir(examples)
+    namespace: dict[str, object] = {}
+    for block in python_blocks(REPO / "docs" / "python.md"):
+        exec(compile(block, "docs/python.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "churn 1" in out
+    assert "'monthly fee', 'plan', 'region'" in out
+
+
+def test_settings_page_lists_every_setting():
+    page = (REPO / "docs" / "settings.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`MODELPORT_{name.upper()}`" in page
+
+
+def test_readme_starts_with_the_two_commands():
+    first_block = re.search(r"```console\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert first_block is not None
+    lines = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert lines == ["make run", "make test"]
