@@ -50,8 +50,9 @@ def run(budget: float) -> dict[str, object]:
     one_row = one.to_dict(orient="records")[0]
     feeds_one = encode(artifact.manifest, to_columns(one, artifact.manifest))
     feeds_batch = encode(artifact.manifest, to_columns(batch, artifact.manifest))
-    model_one, model_batch = encoded_frame(artifact.manifest.inputs, one), encoded_frame(
-        artifact.manifest.inputs, batch
+    model_one, model_batch = (
+        encoded_frame(artifact.manifest.inputs, one),
+        encoded_frame(artifact.manifest.inputs, batch),
     )
     names = list(artifact.manifest.outputs.values())
     return {
@@ -83,8 +84,10 @@ def main() -> None:
     if not ADULT.is_dir():
         sys.exit(f"skipped: {ADULT} is not available")
     rows = [run(b) for b in args.budgets]
-    print("| budget s | wall s | best | accuracy | ROC AUC | ONNX KB | 1 row µs p50/p99: ORT raw | "
-          "modelport | sklearn | 1000 rows µs p50/p99: ORT raw | modelport | sklearn | peak RSS MB |")
+    print(
+        "| budget s | wall s | best | accuracy | ROC AUC | ONNX KB | 1 row µs p50/p99: ORT raw | "
+        "modelport | sklearn | 1000 rows µs p50/p99: ORT raw | modelport | sklearn | peak RSS MB |"
+    )
     print("|" + "---|" * 13)
     for r in rows:
         print(

@@ -19,7 +19,8 @@ def linear_artifact(name: str = "linear", scale: float = 1.0, padding: int = 0) 
         noise = np.random.default_rng(int(scale * 1000)).random(padding // 4, dtype=np.float32)
         initializers.append(numpy_helper.from_array(noise, "padding"))
     graph = helper.make_graph(
-        nodes, "linear",
+        nodes,
+        "linear",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in ("a", "b")],
         [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
         initializers,

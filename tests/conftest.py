@@ -44,8 +44,12 @@ def modelport(home: Path, tmp_path: Path) -> Run:
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
         result = subprocess.run(
-            [str(MODELPORT), *map(str, args)], cwd=cwd or tmp_path, env=env, capture_output=True,
-            text=True, timeout=timeout,
+            [str(MODELPORT), *map(str, args)],
+            cwd=cwd or tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(

@@ -9,14 +9,18 @@ import pandas as pd
 def mixed_classification(n: int = 600, seed: int = 0) -> pd.DataFrame:
     """Binary target 'churn' (yes/no) from numbers and categories, with missing values."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 80, n).astype(float),
-        "monthly fee": rng.gamma(2.0, 30.0, n).round(2),
-        "plan": rng.choice(["basic", "plus", "premium"], n),
-        "region": rng.choice(["north", "south", "east", "west", None], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype(float),
+            "monthly fee": rng.gamma(2.0, 30.0, n).round(2),
+            "plan": rng.choice(["basic", "plus", "premium"], n),
+            "region": rng.choice(["north", "south", "east", "west", None], n),
+        }
+    )
     frame.loc[rng.random(n) < 0.1, "age"] = np.nan
-    score = (frame["monthly fee"] > 60).astype(int) + (frame["plan"] == "basic") + rng.random(n) * 0.8
+    score = (
+        (frame["monthly fee"] > 60).astype(int) + (frame["plan"] == "basic") + rng.random(n) * 0.8
+    )
     frame["churn"] = np.where(score > 1.0, "yes", "no")
     return frame
 
@@ -26,12 +30,16 @@ def multiclass(n: int = 450, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     species = rng.choice(["adelie", "gentoo", "chinstrap"], n)
     centre = pd.Series(species).map({"adelie": 38.0, "gentoo": 47.0, "chinstrap": 49.0})
-    frame = pd.DataFrame({
-        "bill_length": centre + rng.normal(0, 2.0, n),
-        "flipper": pd.Series(species).map({"adelie": 190, "gentoo": 217, "chinstrap": 196})
-        + rng.normal(0, 6, n),
-        "island": np.where(species == "gentoo", "biscoe", rng.choice(["dream", "torgersen"], n)),
-    })
+    frame = pd.DataFrame(
+        {
+            "bill_length": centre + rng.normal(0, 2.0, n),
+            "flipper": pd.Series(species).map({"adelie": 190, "gentoo": 217, "chinstrap": 196})
+            + rng.normal(0, 6, n),
+            "island": np.where(
+                species == "gentoo", "biscoe", rng.choice(["dream", "torgersen"], n)
+            ),
+        }
+    )
     frame["species"] = species
     return frame
 
@@ -40,11 +48,13 @@ def regression(n: int = 500, seed: int = 2) -> pd.DataFrame:
     """A price from an area, a room count and a district, with a few gaps."""
     rng = np.random.default_rng(seed)
     district = rng.choice(["centre", "suburb", "rural"], n)
-    frame = pd.DataFrame({
-        "area": rng.uniform(30, 200, n),
-        "rooms": rng.integers(1, 7, n).astype(float),
-        "district": district,
-    })
+    frame = pd.DataFrame(
+        {
+            "area": rng.uniform(30, 200, n),
+            "rooms": rng.integers(1, 7, n).astype(float),
+            "district": district,
+        }
+    )
     bonus = pd.Series(district).map({"centre": 900.0, "suburb": 300.0, "rural": 0.0})
     frame["price"] = frame["area"] * 25 + frame["rooms"] * 150 + bonus + rng.normal(0, 60, n)
     frame.loc[rng.random(n) < 0.05, "rooms"] = np.nan

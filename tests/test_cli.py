@@ -24,8 +24,17 @@ def churn_csv(tmp_path):
 
 def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_path, home):
     trained = json.loads(
-        modelport("train", churn_csv, "--target", "churn", "--name", "churn", "--time-budget", "4",
-                  "--json").stdout
+        modelport(
+            "train",
+            churn_csv,
+            "--target",
+            "churn",
+            "--name",
+            "churn",
+            "--time-budget",
+            "4",
+            "--json",
+        ).stdout
     )
     assert trained["reference"] == "churn:1"
     assert trained["leaderboard"] and trained["metrics"]["accuracy"] > 0.7
@@ -48,7 +57,9 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
     assert json.loads(modelport("models", "show", "churn:1", "--json").stdout)["sha256"]
 
     modelport("models", "alias", "churn:1", "production")
-    assert json.loads(modelport("models", "list", "--json").stdout)[0]["aliases"] == {"production": 1}
+    assert json.loads(modelport("models", "list", "--json").stdout)[0]["aliases"] == {
+        "production": 1
+    }
 
     modelport("export", "churn@production", "-o", tmp_path / "churn.onnx")
     session = ort.InferenceSession(str(tmp_path / "churn.onnx"))
@@ -61,10 +72,26 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
 
 
 def test_predict_to_stdout_reports_gaps(modelport, churn_csv, tmp_path):
-    modelport("train", churn_csv, "--target", "churn", "--name", "c", "--time-budget", "3",
-              "--estimators", "lgbm")
-    rows = pd.DataFrame({"age": [None, 30], "monthly fee": [10.0, 90.0],
-                         "plan": ["basic", "platinum"], "region": ["north", None]})
+    modelport(
+        "train",
+        churn_csv,
+        "--target",
+        "churn",
+        "--name",
+        "c",
+        "--time-budget",
+        "3",
+        "--estimators",
+        "lgbm",
+    )
+    rows = pd.DataFrame(
+        {
+            "age": [None, 30],
+            "monthly fee": [10.0, 90.0],
+            "plan": ["basic", "platinum"],
+            "region": ["north", None],
+        }
+    )
     rows.to_csv(tmp_path / "rows.csv", index=False)
     result = modelport("predict", "c", tmp_path / "rows.csv")
     assert result.stdout.splitlines()[0].endswith("prediction,proba_no,proba_yes")
@@ -76,8 +103,18 @@ def test_predict_to_stdout_reports_gaps(modelport, churn_csv, tmp_path):
 def test_train_reports_dropped_all_missing_columns(modelport, tmp_path):
     frame = mixed_classification(400).assign(notes=np.nan)
     frame.to_csv(tmp_path / "d.csv", index=False)
-    result = modelport("train", tmp_path / "d.csv", "--target", "churn", "--name", "d",
-                       "--time-budget", "3", "--estimators", "lgbm")
+    result = modelport(
+        "train",
+        tmp_path / "d.csv",
+        "--target",
+        "churn",
+        "--name",
+        "d",
+        "--time-budget",
+        "3",
+        "--estimators",
+        "lgbm",
+    )
     assert "column 'notes' was not used: every value is missing" in result.stderr
 
 
@@ -89,8 +126,17 @@ def test_import_and_predict(modelport, tmp_path):
     X, y = load_iris(return_X_y=True, as_frame=True)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "iris.joblib")
     X.to_csv(tmp_path / "iris.csv", index=False)
-    imported = json.loads(modelport("import", tmp_path / "iris.joblib", "--name", "iris",
-                                    "--sample", tmp_path / "iris.csv", "--json").stdout)
+    imported = json.loads(
+        modelport(
+            "import",
+            tmp_path / "iris.joblib",
+            "--name",
+            "iris",
+            "--sample",
+            tmp_path / "iris.csv",
+            "--json",
+        ).stdout
+    )
     assert imported["version"] == 1 and imported["parity"]["label_mismatches"] == 0
     out = modelport("predict", "iris", tmp_path / "iris.csv").stdout
     assert out.splitlines()[0].endswith("prediction,proba_0,proba_1,proba_2")
@@ -110,13 +156,18 @@ def _bad_files(tmp_path):
 
 TRAIN = ["train", "--name", "m", "--time-budget", "5"]
 BAD_INPUTS = {
-    "missing target": ([*TRAIN, "ok.csv", "--target", "income"], "target column 'income' is not in"),
+    "missing target": (
+        [*TRAIN, "ok.csv", "--target", "income"],
+        "target column 'income' is not in",
+    ),
     "empty file": ([*TRAIN, "empty.csv", "--target", "churn"], "is empty (0 bytes)"),
     "not csv": ([*TRAIN, "image.csv", "--target", "churn"], "is not a CSV file"),
     "one class": ([*TRAIN, "oneclass.csv", "--target", "churn"], "single class"),
     "500 classes": ([*TRAIN, "many.csv", "--target", "y"], "500 classes in 600 rows"),
-    "negative budget": (["train", "ok.csv", "--target", "churn", "--name", "m",
-                         "--time-budget", "-5"], "time budget must be a positive"),
+    "negative budget": (
+        ["train", "ok.csv", "--target", "churn", "--name", "m", "--time-budget", "-5"],
+        "time budget must be a positive",
+    ),
     "bad name": (["train", "ok.csv", "--target", "churn", "--name", "no spaces"], "not valid"),
     "unknown model": (["predict", "ghost", "ok.csv"], "no model named 'ghost'"),
     "unknown version": (["predict", "good:9", "ok.csv"], "no version 9"),

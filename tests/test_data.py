@@ -82,7 +82,9 @@ def test_task_detection():
 
 
 def test_schema_drops_useless_columns_and_says_why():
-    frame = mixed_classification(300).assign(empty=np.nan, same=1, row_id=[f"id{i}" for i in range(300)])
+    frame = mixed_classification(300).assign(
+        empty=np.nan, same=1, row_id=[f"id{i}" for i in range(300)]
+    )
     schema = infer_schema(frame, "churn")
     assert [c.name for c in schema.columns] == ["age", "monthly fee", "plan", "region"]
     assert schema.dropped == {

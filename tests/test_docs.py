@@ -16,8 +16,12 @@ EXAMPLES = REPO / "docs" / "examples"
 
 def console_commands(page: Path) -> list[list[str]]:
     blocks = re.findall(r"```console\n(.*?)```", page.read_text(), flags=re.S)
-    return [shlex.split(line[2:]) for block in blocks for line in block.splitlines()
-            if line.startswith("$ ")]
+    return [
+        shlex.split(line[2:])
+        for block in blocks
+        for line in block.splitlines()
+        if line.startswith("$ ")
+    ]
 
 
 def python_blocks(page: Path) -> list[str]:

@@ -39,10 +39,12 @@ def test_sklearn_pipeline_with_text_columns(tmp_path):
     frame = mixed_classification(300).dropna()
     X, y = frame.drop(columns="churn"), frame["churn"]
     pipeline = make_pipeline(
-        ColumnTransformer([
-            ("num", StandardScaler(), ["age", "monthly fee"]),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"]),
-        ]),
+        ColumnTransformer(
+            [
+                ("num", StandardScaler(), ["age", "monthly fee"]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"]),
+            ]
+        ),
         LogisticRegression(max_iter=500),
     ).fit(X, y)
     joblib.dump(pipeline, tmp_path / "pipe.joblib")
@@ -90,7 +92,9 @@ def test_regressor_pickle(tmp_path):
     X.to_csv(tmp_path / "sample.csv", index=False)
     artifact = import_file(tmp_path / "rf.pkl", "rf", tmp_path / "sample.csv")
     assert artifact.manifest.task == "regression"
-    np.testing.assert_allclose(Predictor(artifact).predict(X).predictions, model.predict(X), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        Predictor(artifact).predict(X).predictions, model.predict(X), rtol=1e-4, atol=1e-3
+    )
 
 
 def test_onnx_file_with_zipmap(tmp_path, cancer):
@@ -98,7 +102,9 @@ def test_onnx_file_with_zipmap(tmp_path, cancer):
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
         X.to_numpy(np.float32), y
     )
-    (tmp_path / "m.onnx").write_bytes(to_onnx(model, X.to_numpy(np.float32)[:1]).SerializeToString())
+    (tmp_path / "m.onnx").write_bytes(
+        to_onnx(model, X.to_numpy(np.float32)[:1]).SerializeToString()
+    )
     artifact = import_file(tmp_path / "m.onnx", "onnx", folder / "sample.csv")
     assert artifact.manifest.class_labels == [0, 1]
     assert artifact.manifest.columns == list(X.columns)
@@ -109,7 +115,9 @@ def test_onnx_file_with_zipmap(tmp_path, cancer):
 def test_onnx_without_sample_names_features_by_position(tmp_path, cancer):
     X, y, _ = cancer
     model = LogisticRegression(max_iter=2000).fit(X.to_numpy(np.float32), y)
-    (tmp_path / "m.onnx").write_bytes(to_onnx(model, X.to_numpy(np.float32)[:1]).SerializeToString())
+    (tmp_path / "m.onnx").write_bytes(
+        to_onnx(model, X.to_numpy(np.float32)[:1]).SerializeToString()
+    )
     artifact = import_file(tmp_path / "m.onnx", "onnx")
     assert artifact.manifest.columns[:2] == ["f0", "f1"]
     _agree(artifact, X.to_numpy(), model.predict(X.to_numpy(np.float32)))

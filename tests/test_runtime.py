@@ -58,7 +58,9 @@ def test_missing_values_and_unseen_categories_still_predict(predictor):
     result = predictor.predict(rows)
     assert len(result) == 3
     assert np.isfinite(result.probabilities).all()
-    assert unseen_categories(predictor.manifest, to_columns(rows, predictor.manifest)) == {"plan": 1}
+    assert unseen_categories(predictor.manifest, to_columns(rows, predictor.manifest)) == {
+        "plan": 1
+    }
 
 
 def test_text_in_a_number_column_is_a_clear_error(predictor):

@@ -137,6 +137,33 @@ def test_titanic_from_shared_data():
     from modelport.data import read_table
 
     frame = read_table(path)
-    trainer = TRAINERS["tabular"](time_budget=5).fit(frame.drop(columns="survived"), frame["survived"])
+    trainer = TRAINERS["tabular"](time_budget=5).fit(
+        frame.drop(columns="survived"), frame["survived"]
+    )
     assert trainer.metrics_["accuracy"] > 0.72
     assert "name" in trainer.schema_.dropped
+
+
+def test_unconvertible_best_model_falls_back_and_says_why(monkeypatch):
+    """When the winner cannot become ONNX, the best one that can is exported, with the reason."""
+    import modelport.train.tabular as tabular
+    from modelport.errors import ExportError
+
+    real, calls = tabular.sklearn_to_onnx, []
+
+    def refuse_the_first(pipeline, *args, **kwargs):
+        calls.append(type(pipeline[-1]).__name__)
+        if len(calls) == 1:  # candidates convert in leaderboard order: this is the winner
+            raise ExportError(f"{calls[0]} cannot be converted to ONNX: simulated")
+        return real(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(tabular, "sklearn_to_onnx", refuse_the_first)
+    frame = mixed_classification(300)
+    trainer = TRAINERS["tabular"](time_budget=4, estimators=("lgbm", "rf")).fit(
+        frame.drop(columns="churn"), frame["churn"]
+    )
+    winner, runner_up = trainer.leaderboard_[:2]
+    assert trainer.best_model_name_ == runner_up.model
+    assert winner.note.startswith(f"not exportable: {calls[0]} cannot be converted")
+    assert f"The best model ({winner.model}) was not exportable" in trainer.fallback_reason_
+    assert trainer.to_artifact("m").manifest.source["note"] == trainer.fallback_reason_

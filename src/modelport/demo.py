@@ -31,8 +31,9 @@ def prepare(home: Path, time_budget: float = 15.0) -> Path:
         console.print(f"Demo model {DEMO_NAME}:{manifest.version} is already in {home}.")
     except ModelNotFound:
         console.print(f"Training the demo model on {csv} ({time_budget:.0f} s budget) ...")
-        automl = TabularAutoML(time_budget=time_budget).fit(frame.drop(columns="target"),
-                                                            frame["target"])
+        automl = TabularAutoML(time_budget=time_budget).fit(
+            frame.drop(columns="target"), frame["target"]
+        )
         artifact = automl.to_artifact(DEMO_NAME, description="Breast cancer (scikit-learn)")
         manifest = store.register(artifact, aliases=("production",))
         console.print(f"Registered {DEMO_NAME}:{manifest.version}: {manifest.metrics}")

@@ -26,20 +26,30 @@ def list_models(
         print_json([s.__dict__ for s in summaries])
         return
     if not summaries:
-        console.print("No models yet. Train one: modelport train DATA.csv --target COLUMN --name NAME")
+        console.print(
+            "No models yet. Train one: modelport train DATA.csv --target COLUMN --name NAME"
+        )
         return
     table = Table("name", "latest", "versions", "aliases", "task", "created")
     for s in summaries:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(s.aliases.items()))
-        table.add_row(s.name, str(s.latest_version), str(s.versions), aliases, s.task,
-                      s.created.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            s.name,
+            str(s.latest_version),
+            str(s.versions),
+            aliases,
+            s.task,
+            s.created.strftime("%Y-%m-%d %H:%M"),
+        )
     console.print(table)
 
 
 @app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the manifest as JSON.")
+    ] = False,
 ) -> None:
     """The manifest of one version: schema, labels, metrics, provenance."""
     store = open_store()
@@ -48,13 +58,18 @@ def show(
         print_json(manifest.to_dict())
         return
     aliases = {a: v for a, v in store.aliases(manifest.name).items() if v == manifest.version}
-    console.print(f"[bold]{manifest.name}:{manifest.version}[/]  {manifest.task}  "
-                  f"aliases: {', '.join(aliases) or '—'}")
-    console.print(f"created {manifest.created}, {manifest.size_bytes:,} bytes, "
-                  f"sha256 {manifest.sha256}")
+    console.print(
+        f"[bold]{manifest.name}:{manifest.version}[/]  {manifest.task}  "
+        f"aliases: {', '.join(aliases) or '—'}"
+    )
+    console.print(
+        f"created {manifest.created}, {manifest.size_bytes:,} bytes, sha256 {manifest.sha256}"
+    )
     if manifest.source:
-        console.print(f"source: {manifest.source.get('kind')} "
-                      f"{manifest.source.get('estimator', manifest.source.get('format', ''))}")
+        console.print(
+            f"source: {manifest.source.get('kind')} "
+            f"{manifest.source.get('estimator', manifest.source.get('format', ''))}"
+        )
     if manifest.metrics:
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in manifest.metrics.items()))
     if manifest.class_labels is not None:
@@ -131,4 +146,6 @@ def export(
     else:
         atomic_write(output, artifact.onnx)
     kind = "artifact bundle" if bundle else "ONNX model"
-    console.print(f"Wrote {artifact.manifest.name}:{artifact.manifest.version} as {kind} to {output}")
+    console.print(
+        f"Wrote {artifact.manifest.name}:{artifact.manifest.version} as {kind} to {output}"
+    )

@@ -41,8 +41,12 @@ def train(
     check_target(frame, target, task)  # before the live display starts
     display = _LiveTraining(time_budget, enabled=not json_output)
     automl = TabularAutoML(
-        task=task, time_budget=time_budget, metric=metric, seed=seed,
-        estimators=tuple(estimators.split(",")) if estimators else None, callback=display.update,
+        task=task,
+        time_budget=time_budget,
+        metric=metric,
+        seed=seed,
+        estimators=tuple(estimators.split(",")) if estimators else None,
+        callback=display.update,
     )
     with display:
         automl.fit(frame.drop(columns=[target]), frame[target])
@@ -73,7 +77,10 @@ def train(
 
 
 def import_model(
-    path: Annotated[Path, typer.Argument(help=".onnx, .joblib/.pkl, .skops, LightGBM .txt or XGBoost .json/.ubj")],
+    path: Annotated[
+        Path,
+        typer.Argument(help=".onnx, .joblib/.pkl, .skops, LightGBM .txt or XGBoost .json/.ubj"),
+    ],
     name: Annotated[str, typer.Option(help="Model name in the store.")],
     sample: Annotated[
         Path | None, typer.Option(help="CSV of input rows (needed for non-ONNX models).")
@@ -88,8 +95,14 @@ def import_model(
     artifact = import_file(path, name=name, sample=sample)
     manifest = store.register(artifact, aliases=tuple(alias))
     if json_output:
-        print_json({"name": manifest.name, "version": manifest.version, "task": manifest.task,
-                    "parity": manifest.source.get("parity")})
+        print_json(
+            {
+                "name": manifest.name,
+                "version": manifest.version,
+                "task": manifest.task,
+                "parity": manifest.source.get("parity"),
+            }
+        )
         return
     _print_registered(manifest)
 
@@ -100,7 +113,9 @@ def _print_registered(manifest: Manifest) -> None:
     console.print(f"Registered [bold]{ref}[/] ({manifest.task}, {manifest.size_bytes:,} bytes).")
     if metrics:
         console.print(f"Test metrics: {metrics}")
-    console.print(f"Try: modelport predict {manifest.name} rows.csv   |   modelport models show {ref}")
+    console.print(
+        f"Try: modelport predict {manifest.name} rows.csv   |   modelport models show {ref}"
+    )
 
 
 class _LiveTraining:
@@ -109,8 +124,11 @@ class _LiveTraining:
     def __init__(self, budget: float, enabled: bool) -> None:
         self.enabled = enabled
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), console=err_console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err_console,
         )
         self.task_id = self.progress.add_task("Searching", total=1.0)
         self.rows: list[LeaderboardRow] = []
@@ -145,7 +163,12 @@ class _LiveTraining:
         for row in self.rows:
             latency = f"{row.onnx_latency_us:.0f}" if row.onnx_latency_us is not None else "—"
             table.add_row(
-                row.model, row.metric, f"{row.score:.4f}", str(row.trials),
-                f"{row.fit_seconds:.2f}", latency, row.note,
+                row.model,
+                row.metric,
+                f"{row.score:.4f}",
+                str(row.trials),
+                f"{row.fit_seconds:.2f}",
+                latency,
+                row.note,
             )
         return Group(self.progress, table)

@@ -61,7 +61,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
         )
     try:
         return pd.read_csv(
-            path, na_values=MISSING_VALUES, keep_default_na=True, skipinitialspace=True,
+            path,
+            na_values=MISSING_VALUES,
+            keep_default_na=True,
+            skipinitialspace=True,
             encoding_errors="replace",
         )
     except pd.errors.EmptyDataError as exc:
@@ -101,9 +104,11 @@ def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
         else:
             categories = sorted(present.astype(str).unique().tolist())
             if len(categories) > MAX_CATEGORIES:
-                reason = "every value is different (an identifier)" if len(categories) == len(
-                    present
-                ) else f"it has {len(categories)} distinct texts (more than {MAX_CATEGORIES})"
+                reason = (
+                    "every value is different (an identifier)"
+                    if len(categories) == len(present)
+                    else f"it has {len(categories)} distinct texts (more than {MAX_CATEGORIES})"
+                )
                 dropped[name] = reason
             else:
                 columns.append(
@@ -121,9 +126,7 @@ def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
 def check_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, Task]:
     """Validate the target column and decide the task; returns the rows whose target is known."""
     if task not in TASKS:
-        raise InvalidParameter(
-            f"The task '{task}' is not known. Use one of: {', '.join(TASKS)}."
-        )
+        raise InvalidParameter(f"The task '{task}' is not known. Use one of: {', '.join(TASKS)}.")
     if target not in frame.columns:
         raise InvalidTarget(
             f"The target column '{target}' is not in the dataset. Its columns are: "

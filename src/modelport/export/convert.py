@@ -43,16 +43,17 @@ def register_boosters() -> None:
         (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
     ]:
         update_registered_converter(
-            model, alias, calculate_linear_classifier_output_shapes, convert,
+            model,
+            alias,
+            calculate_linear_classifier_output_shapes,
+            convert,
             options=classifier_options,
         )
     for model, alias, convert in [
         (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
         (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
     ]:
-        update_registered_converter(
-            model, alias, calculate_linear_regressor_output_shapes, convert
-        )
+        update_registered_converter(model, alias, calculate_linear_regressor_output_shapes, convert)
 
 
 def sklearn_to_onnx(
@@ -65,7 +66,10 @@ def sklearn_to_onnx(
     register_boosters()
     if layout == "columns":
         types = [
-            (c.name, FloatTensorType([None, 1]) if c.dtype == "number" else StringTensorType([None, 1]))
+            (
+                c.name,
+                FloatTensorType([None, 1]) if c.dtype == "number" else StringTensorType([None, 1]),
+            )
             for c in columns
         ]
     else:
@@ -81,7 +85,9 @@ def sklearn_to_onnx(
         ) from exc
     inputs = [i.name for i in proto.graph.input]
     outputs = [o.name for o in proto.graph.output]
-    roles = {"label": outputs[0], "probabilities": outputs[1]} if classifier else {"value": outputs[0]}
+    roles = (
+        {"label": outputs[0], "probabilities": outputs[1]} if classifier else {"value": outputs[0]}
+    )
     return Converted(proto.SerializeToString(), inputs, roles)
 
 

@@ -30,7 +30,9 @@ def import_file(path: str | Path, name: str, sample: str | Path | None = None) -
     """Turn the model file at ``path`` into an artifact named ``name``."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"The model file '{path}' does not exist. Give the path of a {SUPPORTED} file.")
+        raise InvalidInput(
+            f"The model file '{path}' does not exist. Give the path of a {SUPPORTED} file."
+        )
     suffix = path.suffix.lower()
     rows = _read_sample(sample) if sample is not None else None
     if suffix == ".zip":
@@ -116,9 +118,15 @@ def import_estimator(model: Any, name: str, sample: pd.DataFrame) -> ModelArtifa
         expected_proba = model.predict_proba(native)
     classes = getattr(model, "classes_", None)
     return _checked_artifact(
-        converted, name, columns, layout, type(model).__name__, rows,
+        converted,
+        name,
+        columns,
+        layout,
+        type(model).__name__,
+        rows,
         classes=np.asarray(classes).tolist() if classes is not None else None,
-        expected=model.predict(native), expected_proba=expected_proba,
+        expected=model.predict(native),
+        expected_proba=expected_proba,
     )
 
 
@@ -127,13 +135,17 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    columns = _feature_columns(_generic_names(booster.feature_name()), sample, booster.num_feature())
+    columns = _feature_columns(
+        _generic_names(booster.feature_name()), sample, booster.num_feature()
+    )
     objective = str(booster.dump_model().get("objective", "regression")).split()[0]
     classifier = objective in {"binary", "multiclass", "multiclassova"}
     try:
         proto = convert_lightgbm(
-            booster, initial_types=[("input", FloatTensorType([None, len(columns)]))],
-            zipmap=False, target_opset=15,
+            booster,
+            initial_types=[("input", FloatTensorType([None, len(columns)]))],
+            zipmap=False,
+            target_opset=15,
         )
     except Exception as exc:  # onnxmltools raises plain errors for unsupported boosters
         raise ExportError(f"The LightGBM booster cannot be converted to ONNX: {exc}.") from exc
@@ -144,7 +156,12 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
     raw = booster.predict(rows.to_numpy(dtype=np.float32))
     proba = np.column_stack([1 - raw, raw]) if classifier and raw.ndim == 1 else raw
     return _checked_artifact(
-        converted, name, columns, "matrix", "LightGBM Booster", rows,
+        converted,
+        name,
+        columns,
+        "matrix",
+        "LightGBM Booster",
+        rows,
         classes=list(range(proba.shape[1])) if classifier else None,
         expected=proba.argmax(axis=1) if classifier else raw,
         expected_proba=proba if classifier else None,
@@ -152,15 +169,21 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
 
 
 def _checked_artifact(
-    converted: Converted, name: str, columns: list[ColumnSpec], layout: str, what: str,
-    rows: pd.DataFrame, classes: list[Any] | None, expected: np.ndarray,
+    converted: Converted,
+    name: str,
+    columns: list[ColumnSpec],
+    layout: str,
+    what: str,
+    rows: pd.DataFrame,
+    classes: list[Any] | None,
+    expected: np.ndarray,
     expected_proba: np.ndarray | None,
 ) -> ModelArtifact:
     """The artifact of a converted model, once its ONNX predictions match ``expected``."""
     if layout == "columns":
         columns = [
             ColumnSpec(c.name, c.dtype, onnx_name, c.categorical)
-            for c, onnx_name in zip(columns, converted.input_names)
+            for c, onnx_name in zip(columns, converted.input_names, strict=False)
         ]
     classifier = "label" in converted.outputs
     artifact = ModelArtifact.create(
@@ -199,8 +222,11 @@ def _feature_columns(
             "training order."
         )
     return [
-        ColumnSpec(n, "number" if pd.api.types.is_numeric_dtype(sample[n]) else "string",
-                   categorical=not pd.api.types.is_numeric_dtype(sample[n]))
+        ColumnSpec(
+            n,
+            "number" if pd.api.types.is_numeric_dtype(sample[n]) else "string",
+            categorical=not pd.api.types.is_numeric_dtype(sample[n]),
+        )
         for n in names
     ]
 

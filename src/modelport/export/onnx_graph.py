@@ -42,7 +42,12 @@ def describe(data: bytes, sample_columns: list[str] | None) -> GraphInfo:
     columns, layout, matrix_input = _inputs(model, sample_columns)
     task, outputs = _outputs(model)
     return GraphInfo(
-        model.SerializeToString(), task, columns, layout, matrix_input, outputs,
+        model.SerializeToString(),
+        task,
+        columns,
+        layout,
+        matrix_input,
+        outputs,
         labels if task == "classification" else None,
     )
 
@@ -74,10 +79,14 @@ def _strip_zipmap(model: Any, labels: list[Any] | None) -> None:
 
 
 def _dims(value: Any) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
+    ]
 
 
-def _inputs(model: Any, sample_columns: list[str] | None) -> tuple[list[ColumnSpec], str, str | None]:
+def _inputs(
+    model: Any, sample_columns: list[str] | None
+) -> tuple[list[ColumnSpec], str, str | None]:
     from onnx import TensorProto
 
     initializers = {i.name for i in model.graph.initializer}
@@ -95,7 +104,9 @@ def _inputs(model: Any, sample_columns: list[str] | None) -> tuple[list[ColumnSp
         value = inputs[0]
         width = _dims(value)[1]
         if kinds[value.type.tensor_type.elem_type] != "number":
-            raise InvalidInput(f"ONNX input '{value.name}' is a string matrix; only float matrices are supported.")
+            raise InvalidInput(
+                f"ONNX input '{value.name}' is a string matrix; only float matrices are supported."
+            )
         if sample_columns is not None and (width is None or width == len(sample_columns)):
             names = sample_columns
         elif width is not None:
@@ -107,8 +118,12 @@ def _inputs(model: Any, sample_columns: list[str] | None) -> tuple[list[ColumnSp
             )
         return [ColumnSpec(n, "number") for n in names], "matrix", value.name
     columns = [
-        ColumnSpec(v.name, kinds[v.type.tensor_type.elem_type], v.name,
-                   categorical=v.type.tensor_type.elem_type == TensorProto.STRING)
+        ColumnSpec(
+            v.name,
+            kinds[v.type.tensor_type.elem_type],
+            v.name,
+            categorical=v.type.tensor_type.elem_type == TensorProto.STRING,
+        )
         for v in inputs
     ]
     return columns, "columns", None

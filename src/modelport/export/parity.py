@@ -30,7 +30,9 @@ def check_classifier(
     expected_labels: np.ndarray, expected_proba: np.ndarray | None, onnx: Prediction, what: str
 ) -> ParityReport:
     """Same labels on every row and probabilities within 1e-3, or ExportError."""
-    mismatches = int((np.asarray(expected_labels).astype(str) != onnx.predictions.astype(str)).sum())
+    mismatches = int(
+        (np.asarray(expected_labels).astype(str) != onnx.predictions.astype(str)).sum()
+    )
     diff = 0.0
     if expected_proba is not None and onnx.probabilities is not None:
         diff = float(np.max(np.abs(np.asarray(expected_proba) - onnx.probabilities), initial=0.0))

@@ -44,7 +44,9 @@ class Predictor:
                 "invalid or uses operators this onnxruntime lacks; re-export it."
             ) from exc
         outputs = self.manifest.outputs
-        self._output_names = [outputs[k] for k in ("label", "probabilities", "value") if k in outputs]
+        self._output_names = [
+            outputs[k] for k in ("label", "probabilities", "value") if k in outputs
+        ]
         labels = self.manifest.class_labels
         self._labels = np.asarray(labels) if labels is not None else None
 
@@ -55,11 +57,11 @@ class Predictor:
     def run(self, feeds: dict[str, np.ndarray]) -> Prediction:
         """Predict from already encoded ONNX feeds."""
         try:
-            results = dict(zip(self._output_names, self.session.run(self._output_names, feeds)))
+            results = dict(
+                zip(self._output_names, self.session.run(self._output_names, feeds), strict=False)
+            )
         except Exception as exc:  # onnxruntime's InvalidArgument/Fail carry the useful text
-            raise SchemaMismatch(
-                f"Model '{self.manifest.name}' rejected the input: {exc}"
-            ) from exc
+            raise SchemaMismatch(f"Model '{self.manifest.name}' rejected the input: {exc}") from exc
         outputs = self.manifest.outputs
         if "value" in outputs:
             values = np.asarray(results[outputs["value"]], dtype=np.float64).reshape(-1)

@@ -58,13 +58,16 @@ def encode(manifest: Manifest, columns: Columns) -> dict[str, np.ndarray]:
     if len(lengths) > 1:
         raise SchemaMismatch(
             "The input's columns have different lengths "
-            f"({', '.join(f'{c.name}={len(a)}' for c, a in zip(manifest.inputs, encoded))}). "
+            f"({', '.join(f'{c.name}={len(a)}' for c, a in zip(manifest.inputs, encoded, strict=False))}). "
             "Every column needs one value per row."
         )
     if manifest.input_layout == "matrix":
         assert manifest.matrix_input is not None
         return {manifest.matrix_input: np.hstack(encoded) if encoded else np.empty((0, 0))}
-    return {spec.onnx_name or spec.name: array for spec, array in zip(manifest.inputs, encoded)}
+    return {
+        spec.onnx_name or spec.name: array
+        for spec, array in zip(manifest.inputs, encoded, strict=False)
+    }
 
 
 def encode_column(spec: ColumnSpec, values: Any) -> np.ndarray:

@@ -7,7 +7,14 @@ import numpy as np
 from ..errors import InvalidParameter
 
 CLASSIFICATION_METRICS = (
-    "accuracy", "roc_auc", "roc_auc_ovr", "log_loss", "f1", "micro_f1", "macro_f1", "ap"
+    "accuracy",
+    "roc_auc",
+    "roc_auc_ovr",
+    "log_loss",
+    "f1",
+    "micro_f1",
+    "macro_f1",
+    "ap",
 )
 BINARY_ONLY = ("roc_auc", "f1", "ap")
 REGRESSION_METRICS = ("r2", "rmse", "mae", "mse", "mape")

@@ -5,8 +5,17 @@ from __future__ import annotations
 from importlib import metadata
 
 LIBRARIES = (
-    "modelport", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost-cpu", "flaml", "onnx",
-    "onnxruntime", "skl2onnx", "onnxmltools",
+    "modelport",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "flaml",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "onnxmltools",
 )
 
 
