@@ -163,6 +163,11 @@ class TabularAutoML:
         budget = max(1.0, budget)
         estimators = self.estimators or ESTIMATORS[self.task_]
         estimators = tuple(e for e in estimators if e in ESTIMATORS[self.task_])
+        if not estimators:
+            raise InvalidParameter(
+                f"None of the estimators {list(self.estimators or ())} can do {self.task_}. "
+                f"Choose from: {', '.join(ESTIMATORS[self.task_])}."
+            )
         automl = AutoML()
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(automl, stop, started), daemon=True)
