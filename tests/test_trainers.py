@@ -126,7 +126,7 @@ def test_every_estimator_family_exports():
     """Each searched family converts and passes parity when it is the only one allowed."""
     frame = mixed_classification(300)
     X, y = frame.drop(columns="churn"), frame["churn"]
-    for estimator in ("lgbm", "xgboost", "rf", "extra_tree", "lrl1"):
+    for estimator in ("lgbm", "xgboost", "rf", "extra_tree", "lrl2"):
         trainer = TRAINERS["tabular"](time_budget=2, estimators=(estimator,)).fit(X, y)
         assert trainer.best_model_name_ == estimator
         assert trainer.parity_.label_mismatches == 0
