@@ -215,3 +215,13 @@ def test_corrupted_model_file(modelport, home, tmp_path):
     assert result.returncode == 1 and "is corrupted" in result.stderr
     checked = modelport("models", "check", check=False)
     assert checked.returncode == 1 and "1 problem(s)" in checked.stdout
+
+
+def test_unusable_store_location_is_a_clear_error(modelport, home, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MODELPORT_HOME", str(blocker / "store"))
+    result = modelport("models", "list", check=False)
+    assert result.returncode == 1
+    assert "Check that the path exists and is writable" in result.stderr
+    assert "Traceback" not in result.stderr

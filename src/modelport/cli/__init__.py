@@ -30,6 +30,15 @@ def main() -> None:
     except ModelportError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except OSError as exc:  # a path that cannot be read or written: not a bug, so no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(
+            f"[bold red]error:[/] {exc.strerror or exc}{where}. Check that the path exists and is "
+            "writable (the store lives in MODELPORT_HOME, default ~/.modelport).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
