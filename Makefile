@@ -12,11 +12,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,serve,dev]'
 	touch $(STAMP)
 
 run: install
 	MODELPORT_HOME=$(DEMO_HOME) $(BIN)/python -m modelport.demo
+	MODELPORT_HOME=$(DEMO_HOME) $(BIN)/modelport serve
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -147,3 +147,16 @@ def test_sigkill_mid_registration_leaves_a_consistent_store(home):
     # leftovers of killed writers are unreferenced and removable, never half models
     store.collect_garbage()
     assert set(store.blobs.digests()) == {m.sha256 for m in manifests}
+
+
+def test_generation_grows_with_every_change(store):
+    seen = [store.generation()]
+    store.register(linear_artifact(), name="m")
+    seen.append(store.generation())
+    store.set_alias("m:1", "production")
+    seen.append(store.generation())
+    store.remove_alias("m", "production")
+    seen.append(store.generation())
+    store.delete("m")
+    seen.append(store.generation())
+    assert seen == sorted(set(seen)) and len(seen) == 5

@@ -29,6 +29,54 @@ class Settings(BaseSettings):
     intra_op_threads: int = 0
     """onnxruntime threads per prediction (0: onnxruntime's default, one per core)."""
 
+    host: str = "127.0.0.1"
+    """Address `modelport serve` listens on."""
+
+    port: int = 8000
+    """Port `modelport serve` listens on."""
+
+    workers: int = 1
+    """Server processes; rate limits and batching apply per process."""
+
+    allow_anonymous: bool = False
+    """Serve without API keys on a non-loopback address (loopback never needs keys)."""
+
+    serve_threads: int = 1
+    """onnxruntime threads per prediction in the server (requests run in parallel instead)."""
+
+    load: str = "lazy"
+    """"lazy": load a model on its first request; "eager": load every model at start."""
+
+    unload_after: float = 0
+    """Seconds without requests after which a loaded model is unloaded (0: never)."""
+
+    poll_interval: float = 1.0
+    """Seconds between checks of the store for new versions and moved aliases."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body accepted (413 beyond)."""
+
+    max_batch_rows: int = 10_000
+    """Most rows in one request (413 beyond)."""
+
+    request_timeout: float = 30.0
+    """Seconds a prediction may take before the request fails with 503."""
+
+    batch_max_size: int = 64
+    """Dynamic batching: most rows merged into one model call."""
+
+    batch_max_wait_ms: float = 1.0
+    """Dynamic batching: longest wait for more requests, only while others are in flight."""
+
+    price_per_1000: float = 0.10
+    """Cost shown by `modelport usage`, per 1,000 requests."""
+
+    meter_flush_seconds: float = 2.0
+    """How often buffered usage records are written to the database."""
+
+    access_log: bool = True
+    """Write one structured (JSON) log line per request; never keys or input data."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'modelport.db'}"

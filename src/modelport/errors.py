@@ -7,9 +7,14 @@
     │   ├── InvalidParameter      a bad option: negative time budget, unknown metric ...
     │   ├── InvalidReference      a model reference that does not parse
     │   └── SchemaMismatch        rows at predict time do not fit the model's input schema
+    ├── Unauthorized (401)        no API key, or an unknown or revoked one
+    ├── Forbidden (403)           the key's scope or model list does not cover the request
     ├── NotFound (404, LookupError)
     │   └── ModelNotFound
     ├── Conflict (409)
+    ├── PayloadTooLarge (413)     a body or batch over the server's limits
+    ├── RateLimited (429)         the key's request rate is used up; ``retry_after`` seconds
+    ├── Unavailable (503)         a model that cannot be loaded now, or a prediction timed out
     ├── IntegrityError (500)      a stored file does not match its SHA-256
     ├── ExportError (422)         a model could not be converted to ONNX or failed the parity check
     └── MissingDependency (500, ImportError)
@@ -77,6 +82,45 @@ class SchemaMismatch(InvalidInput):
     """Rows at predict time do not fit the model's input schema."""
 
     code = "schema_mismatch"
+
+
+class Unauthorized(ModelportError):
+    """The request carries no valid API key."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "unauthorized"
+
+
+class Forbidden(ModelportError):
+    """The API key is valid but may not do this."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body or batch is larger than the server accepts."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "too_large"
+
+
+class RateLimited(ModelportError):
+    """The API key sent more requests than its rate allows."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ModelportError):
+    """The server cannot answer now (model failed to load, prediction timed out)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "unavailable"
 
 
 class NotFound(ModelportError, LookupError):

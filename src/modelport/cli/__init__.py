@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import ModelportError
-from . import models, predict, train
+from . import models, predict, serve, train
 from ._console import err_console
 
 app = typer.Typer(
@@ -20,7 +20,11 @@ app.command("train")(train.train)
 app.command("import")(train.import_model)
 app.command("predict")(predict.predict)
 app.command("export")(models.export)
+app.command("serve")(serve.serve)
+app.command("deploy")(serve.deploy)
+app.command("usage")(serve.usage)
 app.add_typer(models.app, name="models")
+app.add_typer(serve.keys_app, name="keys")
 
 
 def main() -> None:

@@ -139,3 +139,47 @@ def unseen_categories(manifest: Manifest, columns: Columns) -> dict[str, int]:
             if unseen:
                 counts[spec.name] = unseen
     return counts
+
+
+def encode_tensors(manifest: Manifest, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ONNX feeds from named wire tensors (one per column, or the matrix input), strictly checked.
+
+    Unlike :func:`encode`, unknown names are errors: protocol clients name inputs exactly.
+    """
+    if manifest.input_layout == "matrix" and manifest.matrix_input in tensors:
+        matrix = tensors[manifest.matrix_input]
+        if len(tensors) > 1 or matrix.dtype.kind not in "fiub":
+            raise SchemaMismatch(
+                f"Model '{manifest.name}' takes one numeric input '{manifest.matrix_input}'."
+            )
+        width = len(manifest.inputs)
+        if matrix.size % max(width, 1):
+            raise SchemaMismatch(
+                f"Input '{manifest.matrix_input}' needs {width} values per row, but has "
+                f"{matrix.size} values in shape {list(matrix.shape)}."
+            )
+        return {manifest.matrix_input: matrix.astype(np.float32, copy=False).reshape(-1, width)}
+    known = {c.name for c in manifest.inputs}
+    unknown = [name for name in tensors if name not in known]
+    if unknown:
+        raise SchemaMismatch(
+            f"Model '{manifest.name}' has no input named {', '.join(map(repr, unknown))}. Its "
+            f"inputs are {', '.join(manifest.columns)} (see the model's metadata)."
+        )
+    columns = {}
+    for spec in manifest.inputs:
+        tensor = tensors.get(spec.name)
+        if tensor is None:
+            continue  # encode() names every missing column at once
+        if tensor.ndim > 2 or (tensor.ndim == 2 and tensor.shape[1] != 1):
+            raise SchemaMismatch(
+                f"Input '{spec.name}' must have shape [n] or [n, 1], not {list(tensor.shape)}."
+            )
+        if spec.dtype == "number" and tensor.dtype.kind not in "fiub":
+            raise SchemaMismatch(
+                f"Input '{spec.name}' holds numbers: send FP32, FP64 or an integer type, not text."
+            )
+        if spec.dtype == "string" and tensor.dtype.kind in "fiub":
+            raise SchemaMismatch(f"Input '{spec.name}' holds text categories: send BYTES.")
+        columns[spec.name] = tensor.reshape(-1)
+    return encode(manifest, columns)

@@ -50,6 +50,45 @@ class AliasRow(Base):
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class StateRow(Base):
+    """Counters other processes poll; ``generation`` grows with every change to models."""
+
+    __tablename__ = "store_state"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    rate: Mapped[float | None] = mapped_column(default=None)
+    models: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class UsageRow(Base):
+    """Requests of one key to one model with one status in one minute."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    compute_seconds: Mapped[float] = mapped_column()
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine; on SQLite, writes take the lock up front (BEGIN IMMEDIATE)."""
     if url.startswith("sqlite:///"):

@@ -17,10 +17,11 @@ from ..artifact import Manifest, ModelArtifact
 from ..config import Settings
 from ..errors import InvalidReference, ModelNotFound, ModelportError
 from .blobs import BlobStore
-from .db import AliasRow, ModelRow, VersionRow, make_engine
+from .db import AliasRow, ModelRow, StateRow, VersionRow, make_engine
 from .refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 
 REGISTER_ATTEMPTS = 8
+GENERATION = "generation"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,23 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def _change(self) -> Iterator[Session]:
+        """A write transaction that also bumps the generation servers poll for changes."""
+        with self._session() as session:
+            yield session
+            state = session.get(StateRow, GENERATION, with_for_update=True)
+            if state is None:
+                session.add(StateRow(key=GENERATION, value=1))
+            else:
+                state.value += 1
+
+    def generation(self) -> int:
+        """A number that changes whenever a version, alias or model is added or removed."""
+        with self._session() as session:
+            state = session.get(StateRow, GENERATION)
+            return state.value if state else 0
+
     # -- writing -------------------------------------------------------------------------------
 
     def register(
@@ -82,7 +100,7 @@ class Store:
         raise AssertionError("unreachable")
 
     def _insert_version(self, manifest: Manifest, name: str, aliases: tuple[str, ...]) -> Manifest:
-        with self._session() as session:
+        with self._change() as session:
             model = session.get(ModelRow, name, with_for_update=True)
             if model is None:
                 model = ModelRow(name=name, next_version=1)
@@ -103,13 +121,13 @@ class Store:
     def set_alias(self, ref: str, alias: str) -> Manifest:
         """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""
         _check_settable(alias)
-        with self._session() as session:
+        with self._change() as session:
             row = self._resolve(session, ModelRef.parse(ref))
             session.merge(AliasRow(name=row.name, alias=alias, version=row.version))
             return Manifest.from_dict(row.manifest)
 
     def remove_alias(self, name: str, alias: str) -> None:
-        with self._session() as session:
+        with self._change() as session:
             row = session.get(AliasRow, (name, alias))
             if row is None:
                 raise ModelNotFound(
@@ -126,7 +144,7 @@ class Store:
         without its file.
         """
         parsed = ModelRef.parse(ref)
-        with self._session() as session:
+        with self._change() as session:
             if parsed.version is None and parsed.alias is None:
                 rows = self._versions(session, parsed.name)
                 session.execute(delete(AliasRow).where(AliasRow.name == parsed.name))

@@ -1,0 +1,191 @@
+"""`modelport serve`, `modelport deploy`, `modelport keys ...` and `modelport usage`."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..config import Settings
+from ..errors import InvalidParameter
+from ._console import console, open_store, print_json
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO"},
+        "modelport": {"handlers": ["stderr"], "level": "INFO"},
+    },
+}
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    allow_anonymous: Annotated[
+        bool, typer.Option(help="Serve without API keys on a non-loopback address.")
+    ] = False,
+    load: Annotated[str, typer.Option(help="lazy or eager model loading.")] = "lazy",
+) -> None:
+    """Serve every model in the store over OIP v2, TF-Serving REST and simple JSON."""
+    import uvicorn
+
+    from ..serve.keys import KeyStore
+
+    if load not in ("lazy", "eager"):
+        raise InvalidParameter(f"--load must be 'lazy' or 'eager', not '{load}'.")
+    # NOTE: worker processes read their settings from the environment, so flags go there.
+    os.environ.update(
+        {
+            "MODELPORT_HOST": host,
+            "MODELPORT_PORT": str(port),
+            "MODELPORT_WORKERS": str(workers),
+            "MODELPORT_ALLOW_ANONYMOUS": str(allow_anonymous).lower(),
+            "MODELPORT_LOAD": load,
+        }
+    )
+    settings = Settings()
+    has_keys = bool(KeyStore(open_store().engine).active())
+    if not _is_loopback(host) and not has_keys and not allow_anonymous:
+        raise InvalidParameter(
+            f"Refusing to serve on {host} without API keys: anyone who can reach it could use "
+            "every model. Create a key (`modelport keys create NAME`), listen on 127.0.0.1, or "
+            "pass --allow-anonymous if the network in front does the access control."
+        )
+    console.print(
+        f"Serving the store in {settings.home} on http://{host}:{port} "
+        f"({'API keys required' if has_keys and not allow_anonymous else 'no API keys'}); "
+        f"API docs at /docs."
+    )
+    uvicorn.run(
+        "modelport.serve.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=LOG_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deploy(
+    ref: Annotated[str, typer.Argument(help="The version to serve, e.g. credit:3")],
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
+) -> None:
+    """Point an alias (default: production) at a version; running servers switch within a second."""
+    manifest = open_store().set_alias(ref, alias)
+    console.print(
+        f"{manifest.name}@{alias} → version {manifest.version}. Running servers pick it up at "
+        "their next poll, with no failed requests."
+    )
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
+    scope: Annotated[str, typer.Option(help="predict or admin.")] = "predict",
+    rate: Annotated[str | None, typer.Option(help="Rate limit, e.g. 10/s or 600/min.")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated models it may use.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key; its secret is printed once and never stored."""
+    from ..serve.keys import KeyStore, parse_rate
+
+    info, secret = KeyStore(open_store().engine).create(
+        name, scope, parse_rate(rate), models.split(",") if models else None
+    )
+    if json_output:
+        print_json({"id": info.id, "name": info.name, "scope": info.scope, "key": secret})
+        return
+    console.print(
+        f"Created key {info.id} ({info.name}, scope {info.scope}). Its secret, shown once:"
+    )
+    print(secret)
+
+
+@keys_app.command("list")
+def list_keys(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every key (never the secrets)."""
+    from ..serve.keys import KeyStore
+
+    keys = KeyStore(open_store().engine).list()
+    if json_output:
+        print_json([k.__dict__ for k in keys])
+        return
+    table = Table("id", "name", "scope", "rate/s", "models", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.name,
+            k.scope,
+            f"{k.rate:g}" if k.rate else "—",
+            ", ".join(k.models) if k.models else "all",
+            k.created.strftime("%Y-%m-%d %H:%M"),
+            k.revoked.strftime("%Y-%m-%d %H:%M") if k.revoked else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key: Annotated[str, typer.Argument(help="Key id (or unique name).")]) -> None:
+    """Revoke a key; running servers refuse it within a second."""
+    from ..serve.keys import KeyStore
+
+    info = KeyStore(open_store().engine).revoke(key)
+    console.print(f"Revoked key {info.id} ({info.name}).")
+
+
+def usage(
+    key: Annotated[str | None, typer.Option(help="Only this key (id or name).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date, e.g. 2026-11-01.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Requests, rows, errors, compute time and cost per key and model."""
+    from ..serve.metering import usage_totals
+
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise InvalidParameter(
+            f"--since must be an ISO date such as 2026-11-01, not '{since}'."
+        ) from None
+    price = Settings().price_per_1000
+    totals = usage_totals(open_store().engine, price, key, start)
+    if json_output:
+        print_json({"price_per_1000": price, "usage": [t.__dict__ for t in totals]})
+        return
+    table = Table("key", "model", "requests", "rows", "errors", "compute s", "cost")
+    for t in totals:
+        table.add_row(
+            t.key_name or t.key_id or "anonymous",
+            t.model,
+            f"{t.requests:,}",
+            f"{t.rows:,}",
+            f"{t.errors:,}",
+            f"{t.compute_seconds:.3f}",
+            f"{t.cost:.4f}",
+        )
+    console.print(table)
+    console.print(f"Price: {price:g} per 1,000 requests (MODELPORT_PRICE_PER_1000).")

@@ -1,0 +1,146 @@
+"""What every route shares: settings, store, models, auth, metering, metrics; and the endpoint
+wrapper that gives every route the same error mapping, metrics, usage records and access log."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..config import Settings
+from ..errors import PayloadTooLarge, Unavailable
+from ..runtime import Prediction
+from ..store import Store
+from .auth import Authenticator
+from .errors import error_response
+from .keys import KeyInfo, KeyStore
+from .metering import Meter
+from .metrics import Metrics
+from .models import LoadedModel, ModelManager
+
+access_log = logging.getLogger("modelport.access")
+
+
+@dataclass
+class Call:
+    """Facts about one request, filled in by the route, read by the wrapper."""
+
+    key: KeyInfo | None = None
+    model: str | None = None
+    rows: int = 0
+    compute_seconds: float = 0.0
+
+
+class ServerContext:
+    """The objects one server process shares between requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings)
+        self.metrics = Metrics()
+        self.models = ModelManager(self.store, settings, self.metrics)
+        self.auth = Authenticator(KeyStore(self.store.engine), settings.allow_anonymous)
+        self.meter = Meter(self.store.engine)
+        self.ready = False
+
+    async def read_body(self, request: Request) -> bytes:
+        """The body, refusing more than ``max_body_bytes`` (413) before reading it all."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(int(declared), limit)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def check_rows(self, rows: int) -> None:
+        if rows > self.settings.max_batch_rows:
+            raise PayloadTooLarge(
+                f"The request has {rows} rows; this server accepts at most "
+                f"{self.settings.max_batch_rows} per request. Split it into smaller requests."
+            )
+
+    async def predict(self, call: Call, model: LoadedModel, feeds: dict) -> Prediction:
+        """Run the model (through its batcher) within the request timeout."""
+        rows = len(next(iter(feeds.values()))) if feeds else 0
+        self.check_rows(rows)
+        call.rows = rows
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(model.batcher.run(feeds), self.settings.request_timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"The prediction took longer than {self.settings.request_timeout:g} s and was "
+                "abandoned. Send fewer rows per request or raise MODELPORT_REQUEST_TIMEOUT."
+            ) from None
+        call.compute_seconds = time.perf_counter() - started
+        return result
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is {size:,} bytes; this server accepts at most {limit:,}. Send fewer "
+        "rows per request, or raise MODELPORT_MAX_BODY_BYTES."
+    )
+
+
+Handler = Callable[[ServerContext, Request, Call], Awaitable[Response]]
+
+
+def endpoint(route: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a route: errors become ``{"error"}`` responses; metrics, usage and access log."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            ctx: ServerContext = request.app.state.ctx
+            call = Call()
+            started = time.perf_counter()
+            try:
+                response = await handler(ctx, request, call)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
+                response = error_response(exc)
+            elapsed = time.perf_counter() - started
+            status = response.status_code
+            model = call.model or ""
+            ctx.metrics.requests.labels(route, model, str(status)).inc()
+            ctx.metrics.latency.labels(route).observe(elapsed)
+            if call.model is not None:
+                ctx.meter.record(
+                    call.key.id if call.key else None,
+                    call.model,
+                    status,
+                    call.rows,
+                    call.compute_seconds,
+                )
+            if ctx.settings.access_log:
+                access_log.info(
+                    orjson.dumps(
+                        {
+                            "route": route,
+                            "method": request.method,
+                            "path": request.url.path,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                            "model": call.model,
+                            "rows": call.rows,
+                            "key": call.key.id if call.key else None,
+                        }
+                    ).decode()
+                )
+            return response
+
+        return run
+
+    return wrap

@@ -1,0 +1,91 @@
+"""Protocol-neutral pieces the routes share: references, input/output descriptions, outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+from ..artifact import Manifest
+from ..errors import InvalidInput
+from ..runtime import Prediction
+from ..store.refs import ModelRef
+
+PLATFORM = "onnx_onnxv1"
+
+
+def ref_for(name: str, version: str | None = None, alias: str | None = None) -> ModelRef:
+    """A store reference from URL parts, validated (400 on a malformed one)."""
+    if version is not None:
+        text = f"{name}:{version}"
+    elif alias is not None:
+        text = f"{name}@{alias}"
+    else:
+        text = name
+    return ModelRef.parse(text)
+
+
+def label_datatype(manifest: Manifest) -> str:
+    labels = manifest.class_labels or []
+    if labels and all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return "INT64"
+    return "BYTES"
+
+
+def input_metadata(manifest: Manifest) -> list[dict[str, Any]]:
+    if manifest.input_layout == "matrix":
+        return [
+            {"name": manifest.matrix_input, "datatype": "FP32", "shape": [-1, len(manifest.inputs)]}
+        ]
+    return [
+        {"name": c.name, "datatype": "FP32" if c.dtype == "number" else "BYTES", "shape": [-1, 1]}
+        for c in manifest.inputs
+    ]
+
+
+def output_metadata(manifest: Manifest) -> list[dict[str, Any]]:
+    if manifest.task == "regression":
+        return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+    width = len(manifest.class_labels or []) or -1
+    return [
+        {"name": "label", "datatype": label_datatype(manifest), "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, width]},
+    ]
+
+
+def output_tensors(manifest: Manifest, prediction: Prediction) -> dict[str, np.ndarray]:
+    """The named outputs every protocol returns: label + probabilities, or value."""
+    if manifest.task == "regression":
+        return {"value": np.asarray(prediction.predictions, dtype=np.float64)}
+    labels = prediction.predictions
+    labels = (
+        labels.astype(np.int64) if label_datatype(manifest) == "INT64" else labels.astype(object)
+    )
+    outputs = {"label": labels}
+    if prediction.probabilities is not None:
+        outputs["probabilities"] = np.asarray(prediction.probabilities, dtype=np.float32)
+    return outputs
+
+
+def plain(values: np.ndarray) -> list[Any]:
+    """numpy values as JSON-ready Python values."""
+    return values.tolist() if values.dtype != object else [str(v) for v in values]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
+        status,
+        headers,
+        media_type="application/json",
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON body, or a 400 that says what is wrong with it."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None

@@ -1,0 +1,108 @@
+"""Usage metering: every request counted per key, model and status, written in batches.
+
+The hot path only adds to a dict; a background task writes the totals per minute in one
+transaction every few seconds, so metering costs no database round trip per request.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from ..store.db import ApiKeyRow, UsageRow
+
+Bucket = tuple[datetime, str | None, str, int]
+
+
+class Meter:
+    """Buffers request counts in memory; :meth:`flush` writes them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._buffer: dict[Bucket, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+
+    def record(
+        self, key_id: str | None, model: str, status: int, rows: int, seconds: float
+    ) -> None:
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        totals = self._buffer[(minute, key_id, model, status)]
+        totals[0] += 1
+        totals[1] += rows
+        totals[2] += seconds
+
+    def flush(self) -> int:
+        """Write what is buffered (call from a worker thread); returns the records written."""
+        buffer, self._buffer = self._buffer, defaultdict(lambda: [0, 0, 0.0])
+        if not buffer:
+            return 0
+        with Session(self.engine) as session, session.begin():
+            session.add_all(
+                UsageRow(
+                    minute=minute,
+                    key_id=key_id,
+                    model=model,
+                    status=status,
+                    requests=int(t[0]),
+                    rows=int(t[1]),
+                    compute_seconds=t[2],
+                )
+                for (minute, key_id, model, status), t in buffer.items()
+            )
+        return len(buffer)
+
+
+@dataclass
+class UsageTotal:
+    """Totals for one key and model over the period asked for."""
+
+    key_id: str | None
+    key_name: str | None
+    model: str
+    requests: int
+    rows: int
+    errors: int
+    compute_seconds: float
+    cost: float
+
+
+def usage_totals(
+    engine: Engine, price_per_1000: float, key: str | None = None, since: datetime | None = None
+) -> list[UsageTotal]:
+    """Requests, rows, errors, compute time and cost per key and model."""
+    errors = func.sum(UsageRow.requests).filter(UsageRow.status >= 400)
+    query = (
+        select(
+            UsageRow.key_id,
+            ApiKeyRow.name,
+            UsageRow.model,
+            func.sum(UsageRow.requests),
+            func.sum(UsageRow.rows),
+            errors,
+            func.sum(UsageRow.compute_seconds),
+        )
+        .outerjoin(ApiKeyRow, ApiKeyRow.id == UsageRow.key_id)
+        .group_by(UsageRow.key_id, ApiKeyRow.name, UsageRow.model)
+        .order_by(UsageRow.model, UsageRow.key_id)
+    )
+    if key is not None:
+        query = query.where((UsageRow.key_id == key) | (ApiKeyRow.name == key))
+    if since is not None:
+        query = query.where(UsageRow.minute >= since)
+    with Session(engine) as session:
+        return [
+            UsageTotal(
+                key_id,
+                name,
+                model,
+                int(n),
+                int(rows),
+                int(errs or 0),
+                float(secs),
+                round(int(n) * price_per_1000 / 1000, 6),
+            )
+            for key_id, name, model, n, rows, errs, secs in session.execute(query)
+        ]

@@ -1,0 +1,119 @@
+"""Open Inference Protocol v2 (KServe / Triton REST), with Triton's binary tensor extension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ... import __version__
+from ...errors import InvalidInput, Unavailable
+from ...runtime.tabular import encode_tensors
+from ...store.refs import ModelRef
+from ..context import Call, ServerContext, endpoint
+from ..dataplane import (
+    PLATFORM,
+    input_metadata,
+    json_response,
+    output_metadata,
+    output_tensors,
+    ref_for,
+)
+from ..tensors import HEADER_LENGTH, decode_request, encode_response
+
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def _ref(request: Request) -> ModelRef:
+    params = request.path_params
+    return ref_for(params["name"], params.get("version"))
+
+
+@endpoint("oip_server_metadata")
+async def server_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
+    return json_response({"name": "modelport", "version": __version__, "extensions": EXTENSIONS})
+
+
+@endpoint("oip_live")
+async def live(ctx: ServerContext, request: Request, call: Call) -> Response:
+    return json_response({"live": True})
+
+
+@endpoint("oip_ready")
+async def ready(ctx: ServerContext, request: Request, call: Call) -> Response:
+    if not ctx.ready:
+        raise Unavailable("The server is starting: models are still loading.")
+    return json_response({"ready": True})
+
+
+@endpoint("oip_model_ready")
+async def model_ready(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref = _ref(request)
+    ctx.auth.check(request.headers, "predict", ref.name)
+    model = await ctx.models.get(str(ref))
+    return json_response({"name": model.manifest.name, "ready": True})
+
+
+@endpoint("oip_model_metadata")
+async def model_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref = _ref(request)
+    ctx.auth.check(request.headers, "predict", ref.name)
+    manifest = (await ctx.models.get(str(ref))).manifest
+    return json_response(
+        {
+            "name": manifest.name,
+            "versions": [str(manifest.version)],
+            "platform": PLATFORM,
+            "inputs": input_metadata(manifest),
+            "outputs": output_metadata(manifest),
+        }
+    )
+
+
+@endpoint("oip_infer")
+async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref = _ref(request)
+    call.key = ctx.auth.check(request.headers, "predict", ref.name)
+    body = await ctx.read_body(request)
+    decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
+    model = await ctx.models.get(str(ref))
+    call.model = model.manifest.name
+    feeds = encode_tensors(model.manifest, decoded.inputs)
+    outputs = output_tensors(model.manifest, await ctx.predict(call, model, feeds))
+    if decoded.outputs is not None:
+        unknown = [name for name in decoded.outputs if name not in outputs]
+        if unknown:
+            raise InvalidInput(
+                f"Model '{model.manifest.name}' has no output {', '.join(map(repr, unknown))}; "
+                f"its outputs are {', '.join(outputs)}."
+            )
+        outputs = {name: outputs[name] for name in decoded.outputs}
+    header: dict[str, Any] = {
+        "model_name": model.manifest.name,
+        "model_version": str(model.manifest.version),
+    }
+    if decoded.id is not None:
+        header["id"] = decoded.id
+    payload, json_length = encode_response(header, outputs, decoded)
+    if json_length is None:
+        return Response(payload, media_type="application/json")
+    return Response(
+        payload,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(json_length)},
+    )
+
+
+routes = [
+    Route("/v2", server_metadata),
+    Route("/v2/health/live", live),
+    Route("/v2/health/ready", ready),
+    Route("/v2/models/{name}", model_metadata),
+    Route("/v2/models/{name}/ready", model_ready),
+    Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{name}/versions/{version}", model_metadata),
+    Route("/v2/models/{name}/versions/{version}/ready", model_ready),
+    Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+]

@@ -1,0 +1,153 @@
+"""Simple JSON for app developers, model listing, downloads for offline use, usage."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...errors import InvalidInput, InvalidParameter
+from ...runtime.tabular import encode, to_columns
+from ..context import Call, ServerContext, endpoint
+from ..dataplane import json_response, output_tensors, parse_json, plain, ref_for
+from ..metering import usage_totals
+
+
+@endpoint("simple_predict")
+async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """``{"rows": [{column: value}, ...]}`` -> predictions, probabilities per label, version."""
+    ref = ref_for(request.path_params["ref"])
+    call.key = ctx.auth.check(request.headers, "predict", ref.name)
+    body = parse_json(await ctx.read_body(request))
+    rows = body.get("rows") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidInput(
+            'The body must be {"rows": [{"column": value, ...}, ...]}: a list of objects, one '
+            "per row, keyed by column name."
+        )
+    ctx.check_rows(len(rows))
+    model = await ctx.models.get(str(ref))
+    call.model = model.manifest.name
+    feeds = encode(model.manifest, to_columns(rows, model.manifest))
+    prediction = await ctx.predict(call, model, feeds)
+    outputs = output_tensors(model.manifest, prediction)
+    answer = {
+        "model": model.manifest.name,
+        "version": model.manifest.version,
+        "predictions": plain(outputs.get("label", outputs.get("value"))),
+    }
+    if "probabilities" in outputs and model.manifest.class_labels is not None:
+        labels = [str(label) for label in model.manifest.class_labels]
+        answer["probabilities"] = [
+            dict(zip(labels, row, strict=True)) for row in outputs["probabilities"].tolist()
+        ]
+    return json_response(answer)
+
+
+@endpoint("list_models")
+async def list_models(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ctx.auth.check(request.headers, "predict")
+    summaries = await asyncio.to_thread(ctx.store.list_models)
+    return json_response(
+        {
+            "models": [
+                {
+                    "name": s.name,
+                    "latest_version": s.latest_version,
+                    "versions": s.versions,
+                    "aliases": s.aliases,
+                    "task": s.task,
+                }
+                for s in summaries
+            ]
+        }
+    )
+
+
+@endpoint("manifest")
+async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref = ref_for(request.path_params["ref"])
+    ctx.auth.check(request.headers, "predict", ref.name)
+    found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    etag = f'"{found.sha256}-{found.version}"'
+    if _matches(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return json_response(found.to_dict(), headers={"ETag": etag})
+
+
+@endpoint("artifact")
+async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The artifact zip (ONNX + manifest) for offline use; ``?format=onnx`` for plain ONNX."""
+    ref = ref_for(request.path_params["ref"])
+    ctx.auth.check(request.headers, "predict", ref.name)
+    plain_onnx = request.query_params.get("format") == "onnx"
+    found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    etag = f'"{found.sha256}-{found.version}{"-onnx" if plain_onnx else ""}"'
+    if _matches(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    stored = await asyncio.to_thread(ctx.store.get, f"{found.name}:{found.version}")
+    if plain_onnx:
+        body, media, filename = stored.onnx, "application/octet-stream", f"{found.name}.onnx"
+    else:
+        body, media, filename = (
+            await asyncio.to_thread(stored.to_bytes),
+            "application/zip",
+            f"{found.name}-{found.version}.zip",
+        )
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "ETag": etag,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Model-Version": str(found.version),
+        },
+    )
+
+
+@endpoint("usage")
+async def usage(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ctx.auth.check(request.headers, "admin")
+    since_text = request.query_params.get("since")
+    try:
+        since = datetime.fromisoformat(since_text) if since_text else None
+    except ValueError:
+        raise InvalidParameter(
+            f"'since' must be an ISO date such as 2026-11-30 or 2026-11-30T08:00, not {since_text!r}."
+        ) from None
+    await asyncio.to_thread(ctx.meter.flush)
+    totals = await asyncio.to_thread(
+        usage_totals,
+        ctx.store.engine,
+        ctx.settings.price_per_1000,
+        request.query_params.get("key"),
+        since,
+    )
+    return json_response(
+        {
+            "price_per_1000": ctx.settings.price_per_1000,
+            "usage": [t.__dict__ for t in totals],
+            "total": {
+                "requests": sum(t.requests for t in totals),
+                "rows": sum(t.rows for t in totals),
+                "errors": sum(t.errors for t in totals),
+                "cost": round(sum(t.cost for t in totals), 6),
+            },
+        }
+    )
+
+
+def _matches(request: Request, etag: str) -> bool:
+    return etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
+
+
+routes = [
+    Route("/api/v1/models", list_models),
+    Route("/api/v1/models/{ref}/predict", predict, methods=["POST"]),
+    Route("/api/v1/models/{ref}/manifest", manifest),
+    Route("/api/v1/models/{ref}/artifact", artifact),
+    Route("/api/v1/usage", usage),
+]

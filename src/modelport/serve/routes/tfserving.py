@@ -1,0 +1,154 @@
+"""TF-Serving-style REST: model status, metadata and :predict in row or columnar format."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...errors import InvalidInput, NotFound
+from ...runtime.tabular import encode, to_columns
+from ..context import Call, ServerContext, endpoint
+from ..dataplane import (
+    input_metadata,
+    json_response,
+    output_metadata,
+    output_tensors,
+    parse_json,
+    plain,
+    ref_for,
+)
+
+PATH = re.compile(
+    r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<tail>/metadata|:predict)?"
+)
+
+
+def _parse(request: Request) -> tuple[Any, str]:
+    match = PATH.fullmatch(request.path_params["tail"])
+    if match is None:
+        raise NotFound(
+            "No such TF-Serving endpoint. Use /v1/models/NAME[/versions/N|/labels/L]"
+            "[/metadata|:predict]."
+        )
+    ref = ref_for(match["name"], match["version"], match["label"])
+    return ref, match["tail"] or ""
+
+
+@endpoint("tfs_get")
+async def status_or_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref, tail = _parse(request)
+    if tail == ":predict":
+        raise InvalidInput("Send :predict requests with POST.")
+    ctx.auth.check(request.headers, "predict", ref.name)
+    if tail == "/metadata":
+        manifest = (await ctx.models.get(str(ref))).manifest
+        return json_response(
+            {
+                "model_spec": {
+                    "name": manifest.name,
+                    "signature_name": "serving_default",
+                    "version": str(manifest.version),
+                },
+                "metadata": {
+                    "signature_def": {
+                        "signature_def": {
+                            "serving_default": {
+                                "inputs": {
+                                    i["name"]: _tensor_info(i) for i in input_metadata(manifest)
+                                },
+                                "outputs": {
+                                    o["name"]: _tensor_info(o) for o in output_metadata(manifest)
+                                },
+                                "method_name": "tensorflow/serving/predict",
+                            }
+                        }
+                    }
+                },
+            }
+        )
+    if ref.version or ref.alias:
+        manifests = [await asyncio.to_thread(ctx.store.manifest, str(ref))]
+    else:
+        manifests = await asyncio.to_thread(ctx.store.versions, ref.name)
+    return json_response(
+        {
+            "model_version_status": [
+                {
+                    "version": str(m.version),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+                for m in manifests
+            ]
+        }
+    )
+
+
+@endpoint("tfs_predict")
+async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
+    ref, tail = _parse(request)
+    if tail != ":predict":
+        raise NotFound("POST is for :predict, e.g. /v1/models/NAME:predict.")
+    call.key = ctx.auth.check(request.headers, "predict", ref.name)
+    body = parse_json(await ctx.read_body(request))
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise InvalidInput(
+            'A :predict body holds exactly one of "instances" (row format: a list of objects or '
+            'lists) and "inputs" (columnar: an object of columns, or a list).'
+        )
+    model = await ctx.models.get(str(ref))
+    call.model = model.manifest.name
+    rows = body.get("instances", body.get("inputs"))
+    if isinstance(rows, list) and rows and not isinstance(rows[0], (dict, list)):
+        rows = [rows]  # a single row given as a flat list
+    if not isinstance(rows, (list, dict)):
+        raise InvalidInput('"instances" / "inputs" must be a list or an object.')
+    columns = to_columns(
+        np.asarray(rows, dtype=object) if _is_matrix(rows) else rows, model.manifest
+    )
+    prediction = await ctx.predict(call, model, encode(model.manifest, columns))
+    outputs = {k: plain(v) for k, v in output_tensors(model.manifest, prediction).items()}
+    if "instances" in body:
+        if len(outputs) == 1:
+            return json_response({"predictions": next(iter(outputs.values()))})
+        names = list(outputs)
+        return json_response(
+            {
+                "predictions": [
+                    dict(zip(names, values, strict=True))
+                    for values in zip(*outputs.values(), strict=True)
+                ]
+            }
+        )
+    return json_response(
+        {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+    )
+
+
+def _is_matrix(rows: Any) -> bool:
+    return isinstance(rows, list) and bool(rows) and all(isinstance(r, list) for r in rows)
+
+
+def _tensor_info(meta: dict[str, Any]) -> dict[str, Any]:
+    dtype = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "INT64": "DT_INT64", "BYTES": "DT_STRING"}
+    return {
+        "dtype": dtype[meta["datatype"]],
+        "tensor_shape": {
+            "dim": [{"size": str(d), "name": ""} for d in meta["shape"]],
+            "unknown_rank": False,
+        },
+        "name": meta["name"],
+    }
+
+
+routes = [
+    Route("/v1/models/{tail:path}", status_or_metadata, methods=["GET"]),
+    Route("/v1/models/{tail:path}", predict, methods=["POST"]),
+]

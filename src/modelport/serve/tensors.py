@@ -1,0 +1,219 @@
+"""Open Inference Protocol v2 tensors, in JSON and in Triton's binary tensor extension.
+
+A request body is a JSON header, optionally followed by raw tensors whose sizes the header gives
+(``parameters.binary_data_size``) when ``Inference-Header-Content-Length`` says where the JSON
+ends. Tensors become numpy arrays directly: no per-element Python work for numbers.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..errors import InvalidInput
+
+DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+HEADER_LENGTH = "inference-header-content-length"
+
+
+@dataclass
+class InferRequest:
+    """A decoded inference request."""
+
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    outputs: list[str] | None
+    binary_outputs: dict[str, bool] = field(default_factory=dict)
+    binary_default: bool = False
+
+
+def decode_request(body: bytes, header_length: str | None) -> InferRequest:
+    """Parse a JSON or JSON+binary inference request; every problem is an InvalidInput (400)."""
+    json_part, binary = body, b""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length is {header_length!r}, but the body has "
+                f"{len(body)} bytes. It must give the length of the JSON part."
+            )
+        json_part, binary = body[: int(header_length)], body[int(header_length) :]
+    try:
+        request = orjson.loads(json_part)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise InvalidInput(
+            'An inference request is a JSON object with an "inputs" list: '
+            '{"inputs": [{"name": ..., "shape": [...], "datatype": ..., "data": [...]}]}.'
+        )
+    inputs, offset = {}, 0
+    for item in request["inputs"]:
+        name, array, used = _decode_input(item, binary, offset)
+        if name in inputs:
+            raise InvalidInput(f"Input '{name}' appears twice in the request.")
+        inputs[name] = array
+        offset += used
+    if offset != len(binary):
+        raise InvalidInput(
+            f"The body has {len(binary)} bytes of binary tensor data, but the inputs' "
+            f"binary_data_size add up to {offset}."
+        )
+    outputs = request.get("outputs")
+    parameters = request.get("parameters") or {}
+    names, binary_outputs = None, {}
+    if isinstance(outputs, list):
+        names = []
+        for item in outputs:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise InvalidInput('Each requested output is an object with a "name".')
+            names.append(item["name"])
+            flag = (item.get("parameters") or {}).get("binary_data")
+            if flag is not None:
+                binary_outputs[item["name"]] = bool(flag)
+    request_id = request.get("id")
+    return InferRequest(
+        str(request_id) if request_id is not None else None,
+        inputs,
+        names,
+        binary_outputs,
+        bool(parameters.get("binary_data_output", False)),
+    )
+
+
+def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise InvalidInput('Each input is an object with "name", "shape", "datatype" and "data".')
+    name = item["name"]
+    shape, datatype = item.get("shape"), item.get("datatype")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInput(f"Input '{name}' needs a shape: a list of non-negative integers.")
+    if datatype != "BYTES" and datatype not in DTYPES:
+        raise InvalidInput(
+            f"Input '{name}' has datatype {datatype!r}; use one of BYTES, {', '.join(DTYPES)}."
+        )
+    count = int(np.prod(shape)) if shape else 1
+    size = (item.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise InvalidInput(
+                f"Input '{name}' has binary_data_size {size!r}, beyond the {len(binary)} bytes "
+                "of binary data in the body."
+            )
+        raw = binary[offset : offset + size]
+        array = (
+            _bytes_elements(name, raw)
+            if datatype == "BYTES"
+            else _raw_numbers(name, raw, DTYPES[datatype])
+        )
+        used = size
+    else:
+        if "data" not in item:
+            raise InvalidInput(f"Input '{name}' has neither data nor binary_data_size.")
+        array = _json_data(name, item["data"], datatype)
+        used = 0
+    if array.size != count:
+        raise InvalidInput(
+            f"Input '{name}' has shape {shape} ({count} values) but carries {array.size} values."
+        )
+    return name, array.reshape(shape), used
+
+
+def _raw_numbers(name: str, raw: bytes, dtype: np.dtype[Any]) -> np.ndarray:
+    if len(raw) % dtype.itemsize:
+        raise InvalidInput(
+            f"Input '{name}' has {len(raw)} bytes, not a whole number of {dtype.itemsize}-byte values."
+        )
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _bytes_elements(name: str, raw: bytes) -> np.ndarray:
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise InvalidInput(f"Input '{name}' ends inside a BYTES length prefix.")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidInput(f"Input '{name}' has a BYTES element longer than the data left.")
+        items.append(raw[offset : offset + length].decode("utf-8", errors="replace"))
+        offset += length
+    return np.array(items, dtype=object)
+
+
+def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:
+    if datatype == "BYTES":
+        flat = np.array(data, dtype=object).reshape(-1)
+        if not all(isinstance(v, str) for v in flat):
+            raise InvalidInput(f"Input '{name}' is BYTES: every value must be a string.")
+        return flat
+    try:
+        return np.asarray(data, dtype=DTYPES[datatype]).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"Input '{name}' is {datatype}, but its data holds values that are not numbers."
+        ) from None
+
+
+def datatype_of(array: np.ndarray) -> str:
+    if array.dtype.kind in "OUS":
+        return "BYTES"
+    for name, dtype in DTYPES.items():
+        if dtype == array.dtype:
+            return name
+    raise InvalidInput(f"Cannot send a tensor of dtype {array.dtype}.")
+
+
+def encode_response(
+    header: dict[str, Any], outputs: dict[str, np.ndarray], request: InferRequest
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON length when binary tensors follow it."""
+    items, blobs = [], []
+    for name, array in outputs.items():
+        datatype = datatype_of(array)
+        item: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
+        if request.binary_outputs.get(name, request.binary_default):
+            blob = (
+                _bytes_blob(array)
+                if datatype == "BYTES"
+                else np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            )
+            item["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            item["data"] = (
+                [str(v) for v in array.reshape(-1)]
+                if datatype == "BYTES"
+                else (array.reshape(-1).tolist())
+            )
+        items.append(item)
+    header["outputs"] = items
+    json_part = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return json_part, None
+    return json_part + b"".join(blobs), len(json_part)
+
+
+def _bytes_blob(array: np.ndarray) -> bytes:
+    parts = []
+    for value in array.reshape(-1):
+        data = value if isinstance(value, bytes) else str(value).encode()
+        parts.append(struct.pack("<I", len(data)))
+        parts.append(data)
+    return b"".join(parts)
