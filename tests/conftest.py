@@ -67,3 +67,60 @@ def shared_csv(name: str) -> Path:
     if not matches:
         pytest.skip(f"../shared/data/{name} is not available")
     return matches[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A real `modelport serve` process on a free port."""
+
+    def __init__(self, home: Path, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / f"server-{self.port}.log"
+        environment = {
+            **os.environ,
+            "MODELPORT_HOME": str(home),
+            "MODELPORT_POLL_INTERVAL": "0.2",
+            "MODELPORT_METER_FLUSH_SECONDS": "0.2",
+            **env,
+        }
+        home.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(MODELPORT), "serve", "--port", str(self.port), *args],
+            env=environment,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready in {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

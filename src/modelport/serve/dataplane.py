@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -84,8 +85,15 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON body, or a 400 that says what is wrong with it."""
+    """The JSON body, or a 400 that says what is wrong with it.
+
+    NaN and Infinity tokens (sent by tritonclient's JSON mode and TF-Serving clients for missing
+    values) are not strict JSON: orjson refuses them, so such bodies take the stdlib parser.
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None

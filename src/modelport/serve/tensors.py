@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from ..errors import InvalidInput
+from .dataplane import parse_json
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -54,10 +55,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
                 f"{len(body)} bytes. It must give the length of the JSON part."
             )
         json_part, binary = body[: int(header_length)], body[int(header_length) :]
-    try:
-        request = orjson.loads(json_part)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+    request = parse_json(json_part)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise InvalidInput(
             'An inference request is a JSON object with an "inputs" list: '
