@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.modelport-demo
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-serve bench-peers lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,18 @@ test: install
 
 bench: install
 	$(BIN)/python bench/train.py
+
+# The peers of the serving benchmark each get their own venv (MLServer pins an old FastAPI).
+bench-peers:
+	test -x bench/.venvs/mlserver/bin/mlserver || ($(PYTHON) -m venv bench/.venvs/mlserver && \
+	  bench/.venvs/mlserver/bin/pip install -q mlserver mlserver-sklearn 'uvloop<0.22' \
+	  scikit-learn==1.9.1 lightgbm==4.7.0 pandas)
+	test -x bench/.venvs/bentoml/bin/bentoml || ($(PYTHON) -m venv bench/.venvs/bentoml && \
+	  bench/.venvs/bentoml/bin/pip install -q bentoml scikit-learn==1.9.1 lightgbm==4.7.0 pandas)
+	command -v hey >/dev/null || apt-get install -y hey
+
+bench-serve: install bench-peers
+	$(BIN)/python bench/serve.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

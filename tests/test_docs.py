@@ -37,7 +37,8 @@ def examples(tmp_path):
 
 @pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
 def test_console_examples(page, examples, modelport):
-    commands = [c for c in console_commands(REPO / page) if c[0] != "cd"]
+    # `serve` and curl against it are run by test_http_examples
+    commands = [c for c in console_commands(REPO / page) if c[0] == "modelport" and c[1] != "serve"]
     assert commands, f"{page} has no console examples"
     for command in commands:
         assert command[0] == "modelport", command
@@ -72,3 +73,48 @@ def test_readme_starts_with_the_two_commands():
     assert first_block is not None
     lines = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert lines == ["make run", "make test"]
+
+
+@pytest.fixture
+def churn_server(examples, home):
+    from modelport.config import Settings
+    from modelport.data import read_table
+    from modelport.store import Store
+    from modelport.train import TabularAutoML
+
+    from .conftest import Server
+
+    frame = read_table(examples / "churn.csv")
+    trainer = TabularAutoML(time_budget=3, estimators=("lgbm",))
+    trainer.fit(frame.drop(columns="churn"), frame["churn"])
+    Store(Settings(home=home)).register(trainer.to_artifact("churn"), aliases=("production",))
+    server = Server(home)
+    yield server
+    server.stop()
+
+
+def test_http_examples(churn_server, examples, modelport, monkeypatch):
+    import subprocess
+
+    page = REPO / "docs" / "http.md"
+    commands = console_commands(page)
+    address = churn_server.url.removeprefix("http://")
+    curls = [c for c in commands if c[0] == "curl"]
+    assert curls and shutil.which("curl"), "the page shows curl examples and tests run them"
+    for command in curls:
+        args = [a.replace("localhost:8000", address) for a in command]
+        subprocess.run([args[0], "--fail", *args[1:]], cwd=examples, check=True, capture_output=True)
+    assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"  # an ONNX protobuf header
+    monkeypatch.chdir(examples)
+    namespace = {"URL": churn_server.url}
+    for block in python_blocks(page):
+        exec(compile(block, "docs/http.md", "exec"), namespace)
+    key_id = None
+    for command in commands:
+        if command[0] != "modelport" or command[1] == "serve":
+            continue
+        args = [key_id if a == "KEY_ID" else a for a in command[1:]]
+        out = modelport(*args, cwd=examples).stdout
+        if command[1:3] == ["keys", "create"]:
+            key_id = re.search(r"Created key (\w+)", out).group(1)
+    assert key_id is not None

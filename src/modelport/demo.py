@@ -24,7 +24,10 @@ def prepare(home: Path, time_budget: float = 15.0) -> Path:
     frame = bunch.frame.assign(target=bunch.target_names[bunch.target])
     csv = data_dir / "breast_cancer.csv"
     frame.to_csv(csv, index=False)
-    frame.drop(columns="target").head(5).to_csv(data_dir / "rows.csv", index=False)
+    rows = frame.drop(columns="target").head(5)
+    rows.to_csv(data_dir / "rows.csv", index=False)
+    instances = rows.to_json(orient="records")
+    (data_dir / "instances.json").write_text(f'{{"instances": {instances}}}')
     store = Store(Settings(home=home))
     try:
         manifest = store.manifest(DEMO_NAME)
@@ -44,15 +47,17 @@ def main() -> None:
     settings = Settings()
     data_dir = prepare(settings.home)
     print(
-        "\nThe demo store is ready. Try:\n"
+        "\nThe demo store is ready; the server starts next (Ctrl-C stops it). In another shell:\n"
+        f"  curl -s localhost:{settings.port}/v2/models/{DEMO_NAME}\n"
+        f"  curl -s -X POST localhost:{settings.port}/v1/models/{DEMO_NAME}:predict "
+        f"-d @{data_dir / 'instances.json'}\n"
         f"  export MODELPORT_HOME={settings.home}\n"
-        f"  .venv/bin/modelport models list\n"
-        f"  .venv/bin/modelport models show {DEMO_NAME}\n"
+        "  .venv/bin/modelport models list\n"
         f"  .venv/bin/modelport predict {DEMO_NAME} {data_dir / 'rows.csv'}\n"
-        f"  .venv/bin/modelport export {DEMO_NAME} -o {DEMO_NAME}.onnx\n"
         f"  .venv/bin/modelport train {data_dir / 'breast_cancer.csv'} --target target "
         "--name mine --time-budget 20\n"
-        "The online server arrives with `modelport serve` (issue 2); until then the CLI is the way in."
+        f"API docs: http://127.0.0.1:{settings.port}/docs\n",
+        flush=True,
     )
 
 
