@@ -15,7 +15,9 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """modelport's settings; each field is also the environment variable ``MODELPORT_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="MODELPORT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MODELPORT_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     home: Path = Field(default_factory=_default_home)
     """Where the store keeps its database and blobs."""
@@ -84,3 +86,14 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.home / "blobs"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as docs/settings.md shows it."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = "`~/.modelport`" if name == "home" else (
+            "see meaning" if info.default is None else f"`{info.default}`"
+        )
+        lines.append(f"| `MODELPORT_{name.upper()}` | {default} | {info.description} |")
+    return "\n".join(lines)
