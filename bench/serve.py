@@ -84,8 +84,14 @@ def oip_body(rows: list[dict], numbers: str, content_type: bool) -> dict:
     for column in rows[0]:
         values = [row[column] for row in rows]
         numeric = isinstance(values[0], (int, float))
-        inputs.append({"name": column, "shape": [len(rows), 1],
-                       "datatype": numbers if numeric else "BYTES", "data": values})
+        inputs.append(
+            {
+                "name": column,
+                "shape": [len(rows), 1],
+                "datatype": numbers if numeric else "BYTES",
+                "data": values,
+            }
+        )
     body: dict = {"inputs": inputs}
     if content_type:
         body["parameters"] = {"content_type": "pd"}
@@ -97,58 +103,134 @@ def peers(home: Path, model: Path) -> list[Peer]:
     mp_env = {"MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
     python = str(BENCH.parent / ".venv" / "bin" / "python")
     found = [
-        Peer("bare Starlette+uvicorn (ceiling)",
-             [python, "-m", "uvicorn", "hello:app", "--port", "{port}", "--no-access-log", "--log-level", "warning"],
-             "/predict", "/predict", simple_body, cwd=BENCH / "peers"),
-        Peer("modelport JSON, 1 worker", [mp, "serve", "--port", "{port}"], "/v2/health/ready",
-             "/api/v1/models/adult/predict", simple_body, mp_env),
-        Peer("modelport OIP v2, 1 worker", [mp, "serve", "--port", "{port}"], "/v2/health/ready",
-             "/v2/models/adult/infer", lambda r: oip_body(r, "FP32", False), mp_env),
-        Peer("modelport JSON, 2 workers", [mp, "serve", "--port", "{port}", "--workers", "2"],
-             "/v2/health/ready", "/api/v1/models/adult/predict", simple_body, mp_env),
+        Peer(
+            "bare Starlette+uvicorn (ceiling)",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "hello:app",
+                "--port",
+                "{port}",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            "/predict",
+            "/predict",
+            simple_body,
+            cwd=BENCH / "peers",
+        ),
+        Peer(
+            "modelport JSON, 1 worker",
+            [mp, "serve", "--port", "{port}"],
+            "/v2/health/ready",
+            "/api/v1/models/adult/predict",
+            simple_body,
+            mp_env,
+        ),
+        Peer(
+            "modelport OIP v2, 1 worker",
+            [mp, "serve", "--port", "{port}"],
+            "/v2/health/ready",
+            "/v2/models/adult/infer",
+            lambda r: oip_body(r, "FP32", False),
+            mp_env,
+        ),
+        Peer(
+            "modelport JSON, 2 workers",
+            [mp, "serve", "--port", "{port}", "--workers", "2"],
+            "/v2/health/ready",
+            "/api/v1/models/adult/predict",
+            simple_body,
+            mp_env,
+        ),
     ]
     mlserver = VENVS / "mlserver" / "bin" / "mlserver"
     if mlserver.exists():
         for workers, label in ((1, "default"), (2, "tuned: 2 workers, OMP_NUM_THREADS=1")):
-            found.append(Peer(f"MLServer 1.7 ({label})", [str(mlserver), "start", "{dir}"],
-                              "/v2/models/adult/ready", "/v2/models/adult/infer",
-                              lambda r: oip_body(r, "FP64", True),
-                              {"OMP_NUM_THREADS": "1"} if workers == 2 else {},
-                              cwd=_mlserver_dir(model, workers)))
+            found.append(
+                Peer(
+                    f"MLServer 1.7 ({label})",
+                    [str(mlserver), "start", "{dir}"],
+                    "/v2/models/adult/ready",
+                    "/v2/models/adult/infer",
+                    lambda r: oip_body(r, "FP64", True),
+                    {"OMP_NUM_THREADS": "1"} if workers == 2 else {},
+                    cwd=_mlserver_dir(model, workers),
+                )
+            )
     bentoml = VENVS / "bentoml" / "bin" / "bentoml"
     if bentoml.exists():
-        found.append(Peer("BentoML 1.4", [str(bentoml), "serve", "bento_service:Tabular", "--port", "{port}"],
-                          "/readyz", "/predict", simple_body,
-                          {"MODEL_PATH": str(model), "BENTOML_HOME": str(OUT / "bentoml"),
-                           "BENTOML_DO_NOT_TRACK": "true"}, cwd=BENCH / "peers"))
+        found.append(
+            Peer(
+                "BentoML 1.4",
+                [str(bentoml), "serve", "bento_service:Tabular", "--port", "{port}"],
+                "/readyz",
+                "/predict",
+                simple_body,
+                {
+                    "MODEL_PATH": str(model),
+                    "BENTOML_HOME": str(OUT / "bentoml"),
+                    "BENTOML_DO_NOT_TRACK": "true",
+                },
+                cwd=BENCH / "peers",
+            )
+        )
     return found
 
 
 def _mlserver_dir(model: Path, workers: int) -> Path:
     folder = OUT / f"mlserver-{workers}"
     (folder / "adult").mkdir(parents=True, exist_ok=True)
-    (folder / "adult" / "model-settings.json").write_text(json.dumps({
-        "name": "adult", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(model), "version": "v1"}}))
+    (folder / "adult" / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "adult",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(model), "version": "v1"},
+            }
+        )
+    )
     return folder
 
 
 def start(peer: Peer) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if peer.cwd is not None and peer.cwd.name.startswith("mlserver"):
-        (peer.cwd / "settings.json").write_text(json.dumps({
-            "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
-            "metrics_port": free_port(), "parallel_workers": 2 if peer.cwd.name.endswith("2") else 1}))
+        (peer.cwd / "settings.json").write_text(
+            json.dumps(
+                {
+                    "host": "127.0.0.1",
+                    "http_port": port,
+                    "grpc_port": free_port(),
+                    "metrics_port": free_port(),
+                    "parallel_workers": 2 if peer.cwd.name.endswith("2") else 1,
+                }
+            )
+        )
     command = [c.replace("{port}", str(port)).replace("{dir}", str(peer.cwd)) for c in peer.command]
     log = (OUT / f"{re.sub(r'[^a-z0-9]+', '-', peer.name.lower())}.log").open("wb")
-    process = subprocess.Popen(command, cwd=peer.cwd, env={**os.environ, **peer.env},
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=peer.cwd,
+        env={**os.environ, **peer.env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if httpx.request("POST" if peer.ready_path == "/predict" else "GET",
-                             f"http://127.0.0.1:{port}{peer.ready_path}", timeout=2,
-                             json={"rows": []}).status_code == 200:
+            if (
+                httpx.request(
+                    "POST" if peer.ready_path == "/predict" else "GET",
+                    f"http://127.0.0.1:{port}{peer.ready_path}",
+                    timeout=2,
+                    json={"rows": []},
+                ).status_code
+                == 200
+            ):
                 time.sleep(1.0)  # MLServer's workers can report ready and then die: settle first
                 return process, port
         except httpx.TransportError:
@@ -170,16 +252,33 @@ def load(url: str, body_file: Path, concurrency: int, seconds: float, pid: int) 
     sampler = _Sampler(pid)
     sampler.start()
     out = subprocess.run(
-        ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json",
-         "-D", str(body_file), url], capture_output=True, text=True, check=True,
+        [
+            "hey",
+            "-z",
+            f"{seconds}s",
+            "-c",
+            str(concurrency),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-D",
+            str(body_file),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     cpu, rss = sampler.finish()
     statuses = {int(code): int(n) for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": _percentile(out, 50), "p99": _percentile(out, 99),
+        "p50": _percentile(out, 50),
+        "p99": _percentile(out, 99),
         "errors": sum(n for code, n in statuses.items() if code != 200),
-        "cpu": cpu, "rss": rss,
+        "cpu": cpu,
+        "rss": rss,
     }
 
 
@@ -243,8 +342,10 @@ def onnxruntime_limit(home: Path, rows: list[dict]) -> list[str]:
             predictor.session.run(names, feeds)
             timings.append(time.perf_counter() - started)
         p50, p99 = np.percentile(timings, [50, 99]) * 1000
-        lines.append(f"| onnxruntime in-process (limit) | {n} | 1 | {1000 / p50:,.0f} | {p50:.3f} | "
-                     f"{p99:.3f} | 0 | 100 | — |")
+        lines.append(
+            f"| onnxruntime in-process (limit) | {n} | 1 | {1000 / p50:,.0f} | {p50:.3f} | "
+            f"{p99:.3f} | 0 | 100 | — |"
+        )
     return lines
 
 
@@ -259,8 +360,10 @@ def main() -> None:
         sys.exit("needs `hey`: apt-get install -y hey")
     OUT.mkdir(exist_ok=True)
     rows, home, model = prepare()
-    lines = ["| server | rows/request | concurrency | requests/s | p50 ms | p99 ms | errors | CPU % | RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | rows/request | concurrency | requests/s | p50 ms | p99 ms | errors | CPU % | RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for peer in peers(home, model):
         if args.only and args.only not in peer.name:
             continue
@@ -270,14 +373,18 @@ def main() -> None:
                 body = OUT / "body.json"
                 body.write_text(json.dumps(peer.body(rows[:n])))
                 url = f"http://127.0.0.1:{port}{peer.path}"
-                check = httpx.post(url, content=body.read_bytes(), headers={"Content-Type": "application/json"})
+                check = httpx.post(
+                    url, content=body.read_bytes(), headers={"Content-Type": "application/json"}
+                )
                 if check.status_code != 200:
                     raise RuntimeError(f"{peer.name}: {check.status_code} {check.text[:300]}")
                 load(url, body, 8, 1.0, process.pid)  # warm-up
                 for concurrency in CONCURRENCY:
                     r = load(url, body, concurrency, args.seconds, process.pid)
-                    line = (f"| {peer.name} | {n} | {concurrency} | {r['rps']:,.0f} | {r['p50']:.2f} | "
-                            f"{r['p99']:.2f} | {r['errors']} | {r['cpu']:.0f} | {r['rss']:.0f} |")
+                    line = (
+                        f"| {peer.name} | {n} | {concurrency} | {r['rps']:,.0f} | {r['p50']:.2f} | "
+                        f"{r['p99']:.2f} | {r['errors']} | {r['cpu']:.0f} | {r['rss']:.0f} |"
+                    )
                     print(line, file=sys.stderr, flush=True)
                     lines.append(line)
         finally:

@@ -105,7 +105,9 @@ def test_http_examples(churn_server, examples, modelport, monkeypatch):
     assert curls and shutil.which("curl"), "the page shows curl examples and tests run them"
     for command in curls:
         args = [a.replace("localhost:8000", address) for a in command]
-        subprocess.run([args[0], "--fail", *args[1:]], cwd=examples, check=True, capture_output=True)
+        subprocess.run(
+            [args[0], "--fail", *args[1:]], cwd=examples, check=True, capture_output=True
+        )
     assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"  # an ONNX protobuf header
     monkeypatch.chdir(examples)
     namespace = {"URL": churn_server.url}

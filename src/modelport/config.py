@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     batch_max_size: int = 64
     """Dynamic batching: most rows merged into one model call."""
 
-    batch_max_wait_ms: float = 1.0
-    """Dynamic batching: longest wait for more requests, only while others are in flight."""
+    batch_max_wait_ms: float = 0.0
+    """Dynamic batching: extra wait for more requests before a call (0: merge only what queued)."""
 
     price_per_1000: float = 0.10
     """Cost shown by `modelport usage`, per 1,000 requests."""
@@ -92,8 +92,10 @@ def settings_table() -> str:
     """The Markdown table of every setting, as docs/settings.md shows it."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, info in Settings.model_fields.items():
-        default = "`~/.modelport`" if name == "home" else (
-            "see meaning" if info.default is None else f"`{info.default}`"
+        default = (
+            "`~/.modelport`"
+            if name == "home"
+            else ("see meaning" if info.default is None else f"`{info.default}`")
         )
         lines.append(f"| `MODELPORT_{name.upper()}` | {default} | {info.description} |")
     return "\n".join(lines)

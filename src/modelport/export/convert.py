@@ -10,6 +10,7 @@ from typing import Any
 
 from ..artifact import ColumnSpec
 from ..errors import ExportError
+from .thresholds import align_lightgbm
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
 LABEL, PROBABILITIES, VALUE = "label", "probabilities", "variable"
@@ -78,6 +79,9 @@ def sklearn_to_onnx(
     try:
         with _positional_xgboost_features(model):
             proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
+        booster = getattr(_final(model), "booster_", None)
+        if type(booster).__module__.startswith("lightgbm"):
+            align_lightgbm(proto, booster)
     except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError, TypeError ...
         raise ExportError(
             f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "
@@ -94,8 +98,7 @@ def sklearn_to_onnx(
 @contextlib.contextmanager
 def _positional_xgboost_features(model: Any) -> Iterator[None]:
     """onnxmltools reads XGBoost features only as 'f0', 'f1' ...: hide real names while converting."""
-    steps = getattr(model, "steps", None)
-    final = steps[-1][1] if steps else model
+    final = _final(model)
     booster = final.get_booster() if type(final).__module__.startswith("xgboost") else None
     names = booster.feature_names if booster is not None else None
     if names is None:
@@ -108,7 +111,11 @@ def _positional_xgboost_features(model: Any) -> Iterator[None]:
         booster.feature_names = names
 
 
-def _describe(model: Any) -> str:
+def _final(model: Any) -> Any:
+    """The estimator at the end of a pipeline (or the model itself)."""
     steps = getattr(model, "steps", None)
-    final = steps[-1][1] if steps else model
-    return type(final).__name__
+    return steps[-1][1] if steps else model
+
+
+def _describe(model: Any) -> str:
+    return type(_final(model)).__name__

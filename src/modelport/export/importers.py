@@ -18,6 +18,7 @@ from ..runtime import Predictor
 from ..train.versions import library_versions
 from . import onnx_graph, parity
 from .convert import Converted, sklearn_to_onnx
+from .thresholds import align_lightgbm
 
 PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
 SUPPORTED = (
@@ -149,6 +150,7 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
         )
     except Exception as exc:  # onnxmltools raises plain errors for unsupported boosters
         raise ExportError(f"The LightGBM booster cannot be converted to ONNX: {exc}.") from exc
+    align_lightgbm(proto, booster)
     names = [o.name for o in proto.graph.output]
     outputs = {"label": names[0], "probabilities": names[1]} if classifier else {"value": names[0]}
     converted = Converted(proto.SerializeToString(), [proto.graph.input[0].name], outputs)

@@ -20,14 +20,16 @@ from ..export.convert import sklearn_to_onnx
 from ..runtime import Predictor
 from ..runtime.tabular import encode_column
 from .leaderboard import LeaderboardRow, snapshot
+from .linear import NAME as LINEAR
 from .metrics import resolve_metric, test_scores
 from .versions import library_versions
 
-# NOTE: lrl2 (lbfgs), not lrl1: FLAML's L1 logistic uses saga, whose trials on `adult` took 3-4 s
-# each, could not be interrupted and overran 10 s budgets by 30 %.
+# NOTE: "linear" is our own learner (standardised logistic / ridge regression, see linear.py), not
+# FLAML's lrl1: its saga trials on `adult` took 3-4 s each, could not be interrupted and overran
+# 10 s budgets by 30 %.
 ESTIMATORS: dict[str, tuple[str, ...]] = {
-    "classification": ("lgbm", "xgboost", "rf", "extra_tree", "lrl2"),
-    "regression": ("lgbm", "xgboost", "rf", "extra_tree", "enet"),
+    "classification": ("lgbm", "xgboost", "rf", "extra_tree", LINEAR),
+    "regression": ("lgbm", "xgboost", "rf", "extra_tree", LINEAR),
 }
 EXPORT_RESERVE = (1.0, 0.05)
 """Seconds + share of the budget kept from the search for the refit, ONNX export and parity
@@ -170,7 +172,10 @@ class TabularAutoML:
                 f"None of the estimators {list(self.estimators or ())} can do {self.task_}. "
                 f"Choose from: {', '.join(ESTIMATORS[self.task_])}."
             )
+        from .linear import LinearLearner
+
         automl = AutoML()
+        automl.add_learner(LINEAR, LinearLearner)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(automl, stop, started), daemon=True)
         watcher.start()
@@ -339,7 +344,7 @@ class TabularAutoML:
             library_versions=library_versions(),
             preprocessing={
                 "kind": "tabular",
-                "numeric": "float32; missing values imputed with the training median; standardised",
+                "numeric": "float32; missing values imputed with the training median",
                 "categorical": "one-hot over training categories; unseen or missing -> all zeros",
                 "dropped_columns": self.schema_.dropped,
                 "target": self.target_,
@@ -372,22 +377,21 @@ def encoded_frame(columns: list[ColumnSpec], frame: pd.DataFrame) -> pd.DataFram
 
 
 def build_preprocessor(columns: list[ColumnSpec]) -> Any:
-    """Numbers: median imputation and standard scaling; categories: one-hot (all convert to ONNX).
+    """Median imputation for numbers, one-hot encoding for categories (both convert to ONNX).
 
-    Scaling changes nothing for trees but lets the linear models converge: unscaled, one
-    L1-logistic trial on `adult` took 3 s and scored far below the trees.
+    No scaling here: trees need none and lose ONNX parity with it; the linear learner scales its
+    own inputs.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder
 
     numeric = [c.name for c in columns if c.dtype == "number"]
     categorical = [c.name for c in columns if c.dtype == "string"]
     parts = []
     if numeric:
         imputer = SimpleImputer(strategy="median", keep_empty_features=True)
-        parts.append(("numeric", make_pipeline(imputer, StandardScaler()), numeric))
+        parts.append(("numeric", imputer, numeric))
     if categorical:
         parts.append(
             (
