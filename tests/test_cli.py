@@ -64,6 +64,11 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
     modelport("export", "churn@production", "-o", tmp_path / "churn.onnx")
     session = ort.InferenceSession(str(tmp_path / "churn.onnx"))
     assert {i.name for i in session.get_inputs()} == {"age", "monthly_fee", "plan", "region"}
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["modelport.class_labels"]) == ["no", "yes"]
+    assert json.loads(metadata["modelport.columns"])[1] == "monthly fee"
+    refused = modelport("export", "churn", "-o", tmp_path / "plain.zip", check=False)
+    assert refused.returncode == 1 and "without --bundle" in refused.stderr
     modelport("export", "churn", "-o", tmp_path / "churn.zip", "--bundle")
     assert ModelArtifact.load(tmp_path / "churn.zip").manifest.version == 1
 
@@ -102,6 +107,7 @@ def test_predict_to_stdout_reports_gaps(modelport, churn_csv, tmp_path):
 
 def test_train_reports_dropped_all_missing_columns(modelport, tmp_path):
     frame = mixed_classification(400).assign(notes=np.nan)
+    frame.loc[:4, "churn"] = None
     frame.to_csv(tmp_path / "d.csv", index=False)
     result = modelport(
         "train",
@@ -116,6 +122,7 @@ def test_train_reports_dropped_all_missing_columns(modelport, tmp_path):
         "lgbm",
     )
     assert "column 'notes' was not used: every value is missing" in result.stderr
+    assert "5 row(s) without a value for 'churn' were left out of training" in result.stderr
 
 
 def test_import_and_predict(modelport, tmp_path):

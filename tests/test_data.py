@@ -108,3 +108,21 @@ def test_fingerprint_is_stable_and_sensitive():
     changed = frame.copy()
     changed.loc[0, "plan"] = "other"
     assert fingerprint(changed) != fingerprint(frame)
+
+
+def test_duplicate_header_names_are_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(InvalidDataset, match="names the column.*'a' more than once"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_other_separators_and_a_byte_order_mark(tmp_path, separator):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "\ufeff" + separator.join(["name", "value"]) + "\nx" + separator + "1,5\n", encoding="utf-8"
+    )
+    frame = read_table(path)
+    assert list(frame.columns) == ["name", "value"]
+    assert frame["value"].tolist() == ["1,5"]

@@ -149,3 +149,9 @@ def test_unconvertible_estimator_is_an_export_error(tmp_path, cancer):
     joblib.dump(LabelSpreading().fit(X.to_numpy()[:100], y[:100]), tmp_path / "m.joblib")
     with pytest.raises(ExportError, match="cannot be converted to ONNX"):
         import_file(tmp_path / "m.joblib", "x", folder / "sample.csv")
+
+
+def test_unknown_format_is_named_before_asking_for_a_sample(tmp_path):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidInput, match="unknown model format"):
+        import_file(tmp_path / "data.csv", "x")

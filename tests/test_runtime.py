@@ -64,7 +64,7 @@ def test_missing_values_and_unseen_categories_still_predict(predictor):
 
 
 def test_text_in_a_number_column_is_a_clear_error(predictor):
-    with pytest.raises(SchemaMismatch, match="'age' must hold numbers, but row 0 has 'old'"):
+    with pytest.raises(SchemaMismatch, match="'age' must hold numbers, but row 1 has 'old'"):
         predictor.predict({**ROW, "age": "old"})
 
 

@@ -160,3 +160,12 @@ def test_generation_grows_with_every_change(store):
     store.delete("m")
     seen.append(store.generation())
     assert seen == sorted(set(seen)) and len(seen) == 5
+
+
+def test_deleting_the_last_version_then_the_model(store):
+    store.register(linear_artifact(), name="m")
+    store.delete("m:1")
+    with pytest.raises(ModelNotFound, match=r"no model named 'm' \(the store is empty\)"):
+        store.manifest("m")
+    assert store.delete("m") == []  # the empty name can still be removed
+    assert store.register(linear_artifact(), name="m").version == 1

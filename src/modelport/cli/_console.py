@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
 
 from ..store import Store
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# NOTE: piped output is not cut at 80 columns (Rich's default without a terminal).
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def open_store() -> Store:

@@ -140,6 +140,11 @@ def export(
     """Write a stored model as plain ONNX (any runtime loads it) or as an artifact bundle."""
     if output.is_dir():
         raise InvalidParameter(f"--output {output} is a directory; give a file path.")
+    if not bundle and output.suffix.lower() == ".zip":
+        raise InvalidParameter(
+            f"--output {output} ends in .zip, but without --bundle the file is plain ONNX. Add "
+            "--bundle for the artifact zip, or name the file .onnx."
+        )
     artifact = open_store().get(ref)
     if bundle:
         artifact.to_file(output)

@@ -63,12 +63,18 @@ def train(
         "parity": automl.parity_.to_dict(),
         "fit_seconds": round(automl.fit_seconds_, 2),
         "dropped_columns": automl.schema_.dropped,
+        "unlabelled_rows": automl.unlabelled_rows_,
         "leaderboard": [r.to_dict() for r in automl.leaderboard_],
         "note": automl.fallback_reason_,
     }
     if json_output:
         print_json(summary)
         return
+    if automl.unlabelled_rows_:
+        err_console.print(
+            f"[yellow]note:[/] {automl.unlabelled_rows_} row(s) without a value for '{target}' "
+            "were left out of training."
+        )
     for column, reason in automl.schema_.dropped.items():
         err_console.print(f"[yellow]note:[/] column '{column}' was not used: {reason}.")
     if automl.fallback_reason_:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,12 +60,23 @@ def _read_csv(path: Path) -> pd.DataFrame:
             "spreadsheet). Export the data as CSV (comma-separated text with a header line) or "
             "Parquet."
         )
+    header = head.decode("utf-8-sig", errors="replace").splitlines()[0] if head.strip() else ""
+    separator = _separator(header)
+    names = [n.strip() for n in next(csv.reader([header], delimiter=separator), [])]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidDataset(
+            f"The header of '{path}' names the column(s) {', '.join(map(repr, duplicates))} more "
+            "than once. Column names must be unique: rename the repeated ones."
+        )
     try:
         return pd.read_csv(
             path,
+            sep=separator,
             na_values=MISSING_VALUES,
             keep_default_na=True,
             skipinitialspace=True,
+            encoding="utf-8-sig",
             encoding_errors="replace",
         )
     except pd.errors.EmptyDataError as exc:
@@ -77,6 +89,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"'{path}' cannot be parsed as CSV: {str(exc).strip()}. Every line needs the same "
             "number of comma-separated fields as the header; quote values that contain commas."
         ) from exc
+
+
+def _separator(header: str) -> str:
+    """',' unless the header line is clearly split by ';', tab or '|' instead."""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] > counts[","] else ","
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,9 +59,17 @@ def register_boosters() -> None:
 
 
 def sklearn_to_onnx(
-    model: Any, columns: list[ColumnSpec], layout: str, classifier: bool
+    model: Any,
+    columns: list[ColumnSpec],
+    layout: str,
+    classifier: bool,
+    class_labels: list[Any] | None = None,
 ) -> Converted:
-    """Convert a fitted scikit-learn model or pipeline; ``layout`` is "columns" or "matrix"."""
+    """Convert a fitted scikit-learn model or pipeline; ``layout`` is "columns" or "matrix".
+
+    The graph carries the column names and class labels in its metadata, so a plain exported
+    ``.onnx`` file still says what its label indices mean.
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -87,6 +96,7 @@ def sklearn_to_onnx(
             f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "
             "supports (see its list of converters) or register a converter for it."
         ) from exc
+    describe_graph(proto, columns, class_labels)
     inputs = [i.name for i in proto.graph.input]
     outputs = [o.name for o in proto.graph.output]
     roles = (
@@ -109,6 +119,16 @@ def _positional_xgboost_features(model: Any) -> Iterator[None]:
         yield
     finally:
         booster.feature_names = names
+
+
+def describe_graph(proto: Any, columns: list[ColumnSpec], class_labels: list[Any] | None) -> None:
+    """Write modelport's description into the ONNX metadata (readable by any runtime)."""
+    from onnx import helper
+
+    props = {"modelport.columns": json.dumps([c.name for c in columns])}
+    if class_labels is not None:
+        props["modelport.class_labels"] = json.dumps(class_labels)
+    helper.set_model_props(proto, props)
 
 
 def _final(model: Any) -> Any:

@@ -17,10 +17,11 @@ from ..errors import ExportError, InvalidInput
 from ..runtime import Predictor
 from ..train.versions import library_versions
 from . import onnx_graph, parity
-from .convert import Converted, sklearn_to_onnx
+from .convert import Converted, describe_graph, sklearn_to_onnx
 from .thresholds import align_lightgbm
 
 PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
+KNOWN_SUFFIXES = {".zip", ".onnx", ".skops", ".txt", ".json", ".ubj", *PICKLE_SUFFIXES}
 SUPPORTED = (
     ".zip (a modelport bundle), .onnx, .joblib/.pkl (scikit-learn), .skops, .txt (LightGBM) or "
     ".json/.ubj (XGBoost)"
@@ -35,6 +36,8 @@ def import_file(path: str | Path, name: str, sample: str | Path | None = None) -
             f"The model file '{path}' does not exist. Give the path of a {SUPPORTED} file."
         )
     suffix = path.suffix.lower()
+    if suffix not in KNOWN_SUFFIXES:
+        raise InvalidInput(f"'{path.name}' has an unknown model format. Supported: {SUPPORTED}.")
     rows = _read_sample(sample) if sample is not None else None
     if suffix == ".zip":
         artifact = ModelArtifact.load(path)
@@ -85,7 +88,7 @@ def _load_estimator(path: Path, suffix: str) -> Any:
             f"'{path.name}' cannot be loaded as a {suffix} model: {exc}. Check that the file is "
             "complete and was saved by the library its extension names."
         ) from exc
-    raise InvalidInput(f"'{path.name}' has an unknown model format. Supported: {SUPPORTED}.")
+    raise AssertionError(f"no loader for {suffix}")  # import_file checked the suffix
 
 
 def _load_xgboost(path: Path) -> Any:
@@ -110,7 +113,9 @@ def import_estimator(model: Any, name: str, sample: pd.DataFrame) -> ModelArtifa
     classifier = is_classifier(model)
     columns = _feature_columns(getattr(model, "feature_names_in_", None), sample)
     layout = "columns" if _takes_frame(model, columns) else "matrix"
-    converted = sklearn_to_onnx(model, columns, layout, classifier)
+    classes = getattr(model, "classes_", None)
+    labels = np.asarray(classes).tolist() if classes is not None else None
+    converted = sklearn_to_onnx(model, columns, layout, classifier, labels)
     rows = sample[[c.name for c in columns]]
     named = layout == "columns" or hasattr(model, "feature_names_in_")
     native = rows if named else rows.to_numpy(dtype=np.float32)
@@ -151,6 +156,8 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
     except Exception as exc:  # onnxmltools raises plain errors for unsupported boosters
         raise ExportError(f"The LightGBM booster cannot be converted to ONNX: {exc}.") from exc
     align_lightgbm(proto, booster)
+    classes = list(range(booster.num_model_per_iteration() if objective != "binary" else 2))
+    describe_graph(proto, columns, classes if classifier else None)
     names = [o.name for o in proto.graph.output]
     outputs = {"label": names[0], "probabilities": names[1]} if classifier else {"value": names[0]}
     converted = Converted(proto.SerializeToString(), [proto.graph.input[0].name], outputs)
@@ -164,7 +171,7 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
         "matrix",
         "LightGBM Booster",
         rows,
-        classes=list(range(proba.shape[1])) if classifier else None,
+        classes=classes if classifier else None,
         expected=proba.argmax(axis=1) if classifier else raw,
         expected_proba=proba if classifier else None,
     )

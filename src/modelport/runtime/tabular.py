@@ -94,7 +94,7 @@ def _numbers(name: str, values: Any) -> np.ndarray:
             out[i] = float(value)
         except (TypeError, ValueError):
             raise SchemaMismatch(
-                f"Column '{name}' must hold numbers, but row {i} has {value!r}. Send a number, or "
+                f"Column '{name}' must hold numbers, but row {i + 1} has {value!r}. Send a number, or "
                 "leave the value empty (null) if it is unknown."
             ) from None
     return out

@@ -146,7 +146,11 @@ class Store:
         parsed = ModelRef.parse(ref)
         with self._change() as session:
             if parsed.version is None and parsed.alias is None:
-                rows = self._versions(session, parsed.name)
+                if session.get(ModelRow, parsed.name) is None:
+                    raise ModelNotFound(_unknown_model(session, parsed.name))
+                rows = list(
+                    session.scalars(select(VersionRow).where(VersionRow.name == parsed.name))
+                )
                 session.execute(delete(AliasRow).where(AliasRow.name == parsed.name))
                 session.execute(delete(VersionRow).where(VersionRow.name == parsed.name))
                 session.execute(delete(ModelRow).where(ModelRow.name == parsed.name))
@@ -280,7 +284,9 @@ class Store:
 
 
 def _unknown_model(session: Session, name: str) -> str:
-    known = list(session.scalars(select(ModelRow.name).order_by(ModelRow.name).limit(20)))
+    known = list(
+        session.scalars(select(VersionRow.name).distinct().order_by(VersionRow.name).limit(20))
+    )
     listing = ", ".join(known) if known else "the store is empty"
     return (
         f"There is no model named '{name}' ({listing}). Check the name with "

@@ -100,7 +100,9 @@ class TabularAutoML:
         target = str(getattr(y, "name", None) or "target")
         frame = pd.DataFrame(X).reset_index(drop=True).copy()
         frame[target] = np.asarray(y)
+        rows_given = len(frame)
         frame, self.task_ = data.check_target(frame, target, self.task)
+        self.unlabelled_rows_ = rows_given - len(frame)
         self.schema_ = data.infer_schema(frame, target)
         self.target_ = target
         self.data_fingerprint_ = data.fingerprint(frame)
@@ -250,14 +252,15 @@ class TabularAutoML:
                     report = self._check_parity(pipeline, predictor, parity_rows, row.model)
                     chosen = (row, pipeline, artifact, predictor, report)
             except ExportError as exc:
-                row.note = f"not exportable: {exc.message.split(':')[0]}"
+                row.note = f"not exportable: {exc.message}"
                 if chosen is None:
                     self._emit("export", deadline - self.time_budget, row.note)
         if chosen is None:
             raise ExportError(
                 "None of the searched models could be exported to ONNX with matching predictions ("
                 + "; ".join(f"{r.model}: {r.note}" for r in self.leaderboard_)
-                + "). Try again with --estimators lgbm."
+                + "). Try other estimators (e.g. --estimators rf,extra_tree) or another --seed, "
+                "and report the data shape if it persists."
             )
         row, self.best_estimator_, self.onnx_artifact_, predictor, self.parity_ = chosen
         self.best_model_name_ = row.model
@@ -283,7 +286,8 @@ class TabularAutoML:
 
     def _convert(self, pipeline: Any) -> ModelArtifact:
         classifier = self.task_ == "classification"
-        converted = sklearn_to_onnx(pipeline, self.schema_.columns, "columns", classifier)
+        labels = self.classes_.tolist() if self.classes_ is not None else None
+        converted = sklearn_to_onnx(pipeline, self.schema_.columns, "columns", classifier, labels)
         columns = [
             ColumnSpec(c.name, c.dtype, onnx_name, c.categorical, c.categories)
             for c, onnx_name in zip(self.schema_.columns, converted.input_names, strict=False)
@@ -295,7 +299,7 @@ class TabularAutoML:
             task=self.task_,
             inputs=columns,
             outputs=converted.outputs,
-            class_labels=self.classes_.tolist() if self.classes_ is not None else None,
+            class_labels=labels,
             label_is_index=classifier,
         )
 
