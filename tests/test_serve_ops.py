@@ -244,9 +244,22 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(swappable):
     assert direct.status_code == 503 and "cannot be loaded" in direct.json()["error"]
 
 
-def test_concurrent_requests_are_batched_and_answered_correctly(swappable):
-    server, _ = swappable
+def test_concurrent_requests_are_batched_and_answered_correctly(tmp_path):
+    """With batching forced on (a 40 µs model runs inline otherwise), 300 concurrent requests
+    share onnxruntime calls and each gets its own answer back."""
+    from modelport.config import Settings
+    from modelport.store import Store
 
+    home = tmp_path / "home"
+    Store(Settings(home=home)).register(linear_artifact("lin"), name="lin")
+    server = Server(home, MODELPORT_BATCH_INLINE_BELOW_MS="0", MODELPORT_BATCH_MAX_WAIT_MS="5")
+    try:
+        _burst_and_check(server)
+    finally:
+        server.stop()
+
+
+def _burst_and_check(server):
     async def burst():
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as http:
             requests = [

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = 0.0
     """Dynamic batching: extra wait for more requests before a call (0: merge only what queued)."""
 
+    batch_inline_below_ms: float = 1.0
+    """Models whose calls take less run inline, unbatched (batching would cost more; 0: always batch)."""
+
+    batch_per_model: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per-model batching, e.g. {"credit": {"max_size": 256, "max_wait_ms": 2, "inline_below_ms": 0}}."""
+
     price_per_1000: float = 0.10
     """Cost shown by `modelport usage`, per 1,000 requests."""
 
@@ -92,10 +98,7 @@ def settings_table() -> str:
     """The Markdown table of every setting, as docs/settings.md shows it."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, info in Settings.model_fields.items():
-        default = (
-            "`~/.modelport`"
-            if name == "home"
-            else ("see meaning" if info.default is None else f"`{info.default}`")
-        )
+        value = "~/.modelport" if name == "home" else info.get_default(call_default_factory=True)
+        default = "see meaning" if value is None else f"`{value}`"
         lines.append(f"| `MODELPORT_{name.upper()}` | {default} | {info.description} |")
     return "\n".join(lines)

@@ -1,21 +1,25 @@
 """Dynamic batching: concurrent requests to one model merged into one onnxruntime call.
 
-Small calls run on the event loop itself: a 1-row tabular prediction takes ~40 µs, less than
-handing it to a thread and back (measured: the thread hop cut the server's requests/s in half).
-Requests that arrive while the loop is busy queue up, and the next drain answers all of them with
-one call of up to ``max_size`` rows, so batching grows with load and costs nothing without it.
-Calls of ``offload_rows`` rows or more run in a worker thread, keeping the loop responsive.
+Batching pays only when a call costs more than handling a request. The batcher measures its
+model: calls faster than ``inline_below_ms`` (a 1-row tabular prediction takes ~40 µs) run on the
+event loop at once, unbatched, since a thread hop or a queue costs more than they would save
+(measured: the thread hop halved the server's requests/s). Slower models queue: a worker thread
+answers everything queued so far (up to ``max_size`` rows) with one call, waiting at most
+``max_wait_ms`` for more, so batches grow with load and cost nothing without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .predictor import Prediction, Predictor
+
+SMOOTHING = 0.2
 
 
 @dataclass
@@ -26,7 +30,7 @@ class _Pending:
 
 
 class Batcher:
-    """Answers predictions for one model, merging the requests that queue up meanwhile."""
+    """Answers predictions for one model: inline when cheap, merged in a thread when not."""
 
     def __init__(
         self,
@@ -34,20 +38,22 @@ class Batcher:
         max_size: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
-        offload_rows: int = 256,
+        inline_below_ms: float = 1.0,
     ) -> None:
         self.predictor = predictor
         self.max_size = max_size
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch
-        self.offload_rows = offload_rows
+        self.inline_below = inline_below_ms / 1000
+        self.call_seconds = 0.0
+        """Smoothed time of one call; decides between inline and batched."""
         self._queue: list[_Pending] = []
         self._draining = False
 
     async def run(self, feeds: dict[str, np.ndarray]) -> Prediction:
         rows = len(next(iter(feeds.values()))) if feeds else 0
-        if rows >= self.offload_rows:
-            return await self._call(feeds, rows)
+        if self.call_seconds < self.inline_below and not self._queue and rows < self.max_size:
+            return self._timed(feeds, rows)
         loop = asyncio.get_running_loop()
         pending = _Pending(feeds, rows, loop.create_future())
         self._queue.append(pending)
@@ -56,13 +62,20 @@ class Batcher:
             loop.create_task(self._drain())
         return await pending.future
 
+    def _timed(self, feeds: dict[str, np.ndarray], rows: int) -> Prediction:
+        if self.on_batch is not None:
+            self.on_batch(rows)
+        started = time.perf_counter()
+        result = self.predictor.run(feeds)
+        elapsed = time.perf_counter() - started
+        self.call_seconds += SMOOTHING * (elapsed - self.call_seconds)
+        return result
+
     async def _drain(self) -> None:
         try:
-            if self.max_wait:
-                await asyncio.sleep(self.max_wait)
-            else:
-                await asyncio.sleep(0)  # let requests that are already parsed join this batch
             while self._queue:
+                if self.max_wait:
+                    await asyncio.sleep(self.max_wait)
                 batch = [self._queue.pop(0)]
                 size = batch[0].rows
                 while self._queue and size + self._queue[0].rows <= self.max_size:
@@ -70,7 +83,7 @@ class Batcher:
                     size += batch[-1].rows
                 feeds = _concat([p.feeds for p in batch]) if len(batch) > 1 else batch[0].feeds
                 try:
-                    result = await self._call(feeds, size)
+                    result = await asyncio.to_thread(self._timed, feeds, size)
                 except Exception as exc:  # the same failure belongs to every merged request
                     for pending in batch:
                         if not pending.future.done():  # a timed-out caller cancelled it
@@ -83,13 +96,6 @@ class Batcher:
                     start += pending.rows
         finally:
             self._draining = False
-
-    async def _call(self, feeds: dict[str, np.ndarray], rows: int) -> Prediction:
-        if self.on_batch is not None:
-            self.on_batch(rows)
-        if rows >= self.offload_rows:
-            return await asyncio.to_thread(self.predictor.run, feeds)
-        return self.predictor.run(feeds)
 
 
 def _concat(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

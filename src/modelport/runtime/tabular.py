@@ -33,8 +33,11 @@ def to_columns(rows: Any, manifest: Manifest) -> Columns:
         return _matrix_columns(rows, manifest)
     if isinstance(rows, Sequence) and not isinstance(rows, str):
         if rows and all(isinstance(r, Mapping) for r in rows):
-            keys = {k for r in rows for k in r}
-            return {k: [r.get(k) for r in rows] for k in keys}
+            # only the model's columns; one absent from every row is reported by encode()
+            present = set().union(*rows)
+            return {
+                name: [r.get(name) for r in rows] for name in manifest.columns if name in present
+            }
         if rows and all(_is_sequence(r) for r in rows):
             return _matrix_columns(np.asarray(rows, dtype=object), manifest)
     raise SchemaMismatch(
@@ -78,15 +81,15 @@ def encode_column(spec: ColumnSpec, values: Any) -> np.ndarray:
 
 
 def _numbers(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind in "fiub":
-        return array.astype(np.float32, copy=False)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float32, copy=False)
     try:
-        return array.astype(np.float32)
+        return np.array(values, dtype=np.float32)  # None -> NaN, "3.5" -> 3.5
     except (TypeError, ValueError):
         pass
-    out = np.empty(len(array), dtype=np.float32)
-    for i, value in enumerate(array.tolist()):
+    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    out = np.empty(len(items), dtype=np.float32)
+    for i, value in enumerate(items):
         if value is None or (isinstance(value, str) and value.strip().lower() in MISSING_TOKENS):
             out[i] = np.nan
             continue
@@ -94,15 +97,17 @@ def _numbers(name: str, values: Any) -> np.ndarray:
             out[i] = float(value)
         except (TypeError, ValueError):
             raise SchemaMismatch(
-                f"Column '{name}' must hold numbers, but row {i + 1} has {value!r}. Send a number, or "
-                "leave the value empty (null) if it is unknown."
+                f"Column '{name}' must hold numbers, but row {i + 1} has {value!r}. Send a number, "
+                "or leave the value empty (null) if it is unknown."
             ) from None
     return out
 
 
 def _strings(values: Any) -> np.ndarray:
-    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    return np.array([_category(v) for v in items], dtype=object)
+    items = values.tolist() if isinstance(values, np.ndarray) else values
+    out = np.empty(len(items), dtype=object)
+    out[:] = [v if type(v) is str else _category(v) for v in items]
+    return out
 
 
 def _category(value: Any) -> str:

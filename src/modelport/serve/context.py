@@ -78,7 +78,8 @@ class ServerContext:
         call.rows = rows
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(model.batcher.run(feeds), self.settings.request_timeout)
+            async with asyncio.timeout(self.settings.request_timeout):
+                result = await model.batcher.run(feeds)
         except TimeoutError:
             raise Unavailable(
                 f"The prediction took longer than {self.settings.request_timeout:g} s and was "

@@ -82,12 +82,13 @@ class ModelManager:
             self.metrics.load_failures.labels(manifest.name).inc()
             log.error("model %s:%s failed to load: %s", *key, exc.message)
             raise Unavailable(f"Model {key[0]}:{key[1]} cannot be loaded: {exc.message}") from exc
-        histogram = self.metrics.batch_rows.labels(manifest.name)
+        batching = self.settings.batch_per_model.get(manifest.name, {})
         batcher = Batcher(
             predictor,
-            self.settings.batch_max_size,
-            self.settings.batch_max_wait_ms,
-            on_batch=histogram.observe,
+            int(batching.get("max_size", self.settings.batch_max_size)),
+            batching.get("max_wait_ms", self.settings.batch_max_wait_ms),
+            on_batch=self.metrics.batch_rows.labels(manifest.name).observe,
+            inline_below_ms=batching.get("inline_below_ms", self.settings.batch_inline_below_ms),
         )
         loaded = LoadedModel(manifest, predictor, batcher)
         self._by_version[key] = loaded

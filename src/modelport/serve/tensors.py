@@ -7,6 +7,7 @@ ends. Tensors become numpy arrays directly: no per-element Python work for numbe
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,7 @@ def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarra
         raise InvalidInput(
             f"Input '{name}' has datatype {datatype!r}; use one of BYTES, {', '.join(DTYPES)}."
         )
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     size = (item.get("parameters") or {}).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
@@ -157,10 +158,12 @@ def _bytes_elements(name: str, raw: bytes) -> np.ndarray:
 
 def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:
     if datatype == "BYTES":
-        flat = np.array(data, dtype=object).reshape(-1)
+        flat = data if data and isinstance(data[0], str) else np.array(data, dtype=object).ravel()
         if not all(isinstance(v, str) for v in flat):
             raise InvalidInput(f"Input '{name}' is BYTES: every value must be a string.")
-        return flat
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array
     try:
         return np.asarray(data, dtype=DTYPES[datatype]).reshape(-1)
     except (TypeError, ValueError):
