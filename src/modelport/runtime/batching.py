@@ -30,7 +30,10 @@ class _Pending:
 
 
 class Batcher:
-    """Answers predictions for one model: inline when cheap, merged in a thread when not."""
+    """Answers predictions for one model: inline when cheap, merged in a thread when not.
+
+    Queued calls raise TimeoutError after ``timeout`` seconds (None: no limit).
+    """
 
     def __init__(
         self,
@@ -39,12 +42,14 @@ class Batcher:
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
         inline_below_ms: float = 1.0,
+        timeout: float | None = None,
     ) -> None:
         self.predictor = predictor
         self.max_size = max_size
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch
         self.inline_below = inline_below_ms / 1000
+        self.timeout = timeout
         self.call_seconds = 0.0
         """Smoothed time of one call; decides between inline and batched."""
         self._queue: list[_Pending] = []
@@ -60,7 +65,9 @@ class Batcher:
         if not self._draining:
             self._draining = True
             loop.create_task(self._drain())
-        return await pending.future
+        # NOTE: only queued calls can time out: an inline call never waits.
+        async with asyncio.timeout(self.timeout):
+            return await pending.future
 
     def _timed(self, feeds: dict[str, np.ndarray], rows: int) -> Prediction:
         if self.on_batch is not None:

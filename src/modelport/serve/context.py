@@ -3,7 +3,6 @@ wrapper that gives every route the same error mapping, metrics, usage records an
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -56,13 +55,16 @@ class ServerContext:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(int(declared), limit)
-        chunks, size = [], 0
-        async for chunk in request.stream():
+        chunks, size, more = [], 0, True
+        while more:  # the ASGI messages themselves: Request.stream() costs ~10 µs more per call
+            message = await request.receive()
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise _too_large(size, limit)
             chunks.append(chunk)
-        return b"".join(chunks)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def check_rows(self, rows: int) -> None:
         if rows > self.settings.max_batch_rows:
@@ -78,8 +80,7 @@ class ServerContext:
         call.rows = rows
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.request_timeout):
-                result = await model.batcher.run(feeds)
+            result = await model.batcher.run(feeds)
         except TimeoutError:
             raise Unavailable(
                 f"The prediction took longer than {self.settings.request_timeout:g} s and was "
@@ -115,8 +116,7 @@ def endpoint(route: str) -> Callable[[Handler], Callable[[Request], Awaitable[Re
             elapsed = time.perf_counter() - started
             status = response.status_code
             model = call.model or ""
-            ctx.metrics.requests.labels(route, model, str(status)).inc()
-            ctx.metrics.latency.labels(route).observe(elapsed)
+            ctx.metrics.observe_request(route, model, status, elapsed)
             if call.model is not None:
                 ctx.meter.record(
                     call.key.id if call.key else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -25,6 +26,11 @@ def ref_for(name: str, version: str | None = None, alias: str | None = None) -> 
         text = f"{name}@{alias}"
     else:
         text = name
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ModelRef:
     return ModelRef.parse(text)
 
 

@@ -89,6 +89,7 @@ class ModelManager:
             batching.get("max_wait_ms", self.settings.batch_max_wait_ms),
             on_batch=self.metrics.batch_rows.labels(manifest.name).observe,
             inline_below_ms=batching.get("inline_below_ms", self.settings.batch_inline_below_ms),
+            timeout=self.settings.request_timeout,
         )
         loaded = LoadedModel(manifest, predictor, batcher)
         self._by_version[key] = loaded
