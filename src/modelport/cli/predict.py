@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from .._fs import atomic_write
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns, unseen_categories
 from ._console import err_console, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def predict(

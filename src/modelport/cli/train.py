@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -13,8 +13,10 @@ from rich.table import Table
 
 from ..artifact import Manifest
 from ..store.refs import check_name
-from ..train import LeaderboardRow, TrainingEvent
 from ._console import console, err_console, open_store, print_json
+
+if TYPE_CHECKING:  # the training stack (FLAML, LightGBM ...) loads only when a command needs it
+    from ..train import LeaderboardRow, TrainingEvent
 
 
 def train(
