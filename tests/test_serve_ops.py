@@ -206,7 +206,13 @@ def test_hot_swap_under_load_drops_nothing(swappable):
     time.sleep(0.5)
     store.register(linear_artifact("lin", scale=5.0), name="lin")
     assert set(answers) == {1}  # a new version alone does not move production
-    store.set_alias("lin:2", "production")  # what `modelport deploy lin:2` does
+    import os
+    import subprocess
+
+    from .conftest import MODELPORT
+
+    subprocess.run([str(MODELPORT), "deploy", "lin:2"], check=True, capture_output=True,
+                   env={**os.environ, "MODELPORT_HOME": str(store.settings.home)})
     deadline = time.monotonic() + 10
     while not answers or answers[-1] != 2:
         assert time.monotonic() < deadline, "the server did not switch to version 2"
@@ -279,3 +285,30 @@ def _burst_and_check(server):
         if line.startswith('modelport_batch_rows_count{model="lin"}')
     )
     assert calls < 300  # some requests shared an onnxruntime call
+
+
+def _loaded(server) -> float:
+    metrics = httpx.get(f"{server.url}/metrics").text
+    return next(float(line.split()[-1]) for line in metrics.splitlines()
+                if line.startswith("modelport_loaded_models "))
+
+
+def test_eager_loading_and_unloading_idle_models(tmp_path):
+    from modelport.config import Settings
+    from modelport.store import Store
+
+    home = tmp_path / "home"
+    store = Store(Settings(home=home))
+    for name in ("a", "b"):
+        store.register(linear_artifact(name), name=name)
+    server = Server(home, "--load", "eager", MODELPORT_UNLOAD_AFTER="0.5")
+    try:
+        assert _loaded(server) == 2  # loaded before the server said it was ready
+        deadline = time.monotonic() + 10
+        while _loaded(server) > 0:
+            assert time.monotonic() < deadline, "idle models were not unloaded"
+            time.sleep(0.2)
+        response = httpx.post(f"{server.url}/api/v1/models/a/predict", json=LIN)
+        assert response.status_code == 200 and _loaded(server) == 1  # loaded again on demand
+    finally:
+        server.stop()
