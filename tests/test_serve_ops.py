@@ -211,8 +211,12 @@ def test_hot_swap_under_load_drops_nothing(swappable):
 
     from .conftest import MODELPORT
 
-    subprocess.run([str(MODELPORT), "deploy", "lin:2"], check=True, capture_output=True,
-                   env={**os.environ, "MODELPORT_HOME": str(store.settings.home)})
+    subprocess.run(
+        [str(MODELPORT), "deploy", "lin:2"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "MODELPORT_HOME": str(store.settings.home)},
+    )
     deadline = time.monotonic() + 10
     while not answers or answers[-1] != 2:
         assert time.monotonic() < deadline, "the server did not switch to version 2"
@@ -289,8 +293,11 @@ def _burst_and_check(server):
 
 def _loaded(server) -> float:
     metrics = httpx.get(f"{server.url}/metrics").text
-    return next(float(line.split()[-1]) for line in metrics.splitlines()
-                if line.startswith("modelport_loaded_models "))
+    return next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("modelport_loaded_models ")
+    )
 
 
 def test_eager_loading_and_unloading_idle_models(tmp_path):

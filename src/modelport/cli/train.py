@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..artifact import Manifest
-from ..store.refs import check_name
+from ..refs import check_name
 from ._console import console, err_console, open_store, print_json
 
 if TYPE_CHECKING:  # the training stack (FLAML, LightGBM ...) loads only when a command needs it

@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from ..artifact import Manifest
 from ..errors import InvalidInput
+from ..refs import ModelRef
 from ..runtime import Prediction
-from ..store.refs import ModelRef
 
 PLATFORM = "onnx_onnxv1"
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from ..errors import ModelportError, RateLimited
 
 log = logging.getLogger("modelport.serve")
+ERROR_CODE_HEADER = "X-Modelport-Error"
 
 
 def error_response(exc: BaseException) -> Response:
@@ -20,6 +21,7 @@ def error_response(exc: BaseException) -> Response:
     headers = {}
     if isinstance(exc, ModelportError):
         status, message = int(exc.status), exc.message
+        headers[ERROR_CODE_HEADER] = exc.code  # the client SDK re-raises the same class
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.5)))
         if status >= 500 and status != HTTPStatus.SERVICE_UNAVAILABLE:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from ..artifact import Manifest, ModelArtifact
 from ..config import Settings
 from ..errors import InvalidReference, ModelNotFound, ModelportError
+from ..refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 from .blobs import BlobStore
 from .db import AliasRow, ModelRow, StateRow, VersionRow, make_engine
-from .refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 
 REGISTER_ATTEMPTS = 8
 GENERATION = "generation"

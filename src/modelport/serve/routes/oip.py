@@ -10,8 +10,8 @@ from starlette.routing import Route
 
 from ... import __version__
 from ...errors import InvalidInput, Unavailable
+from ...refs import ModelRef
 from ...runtime.tabular import encode_tensors
-from ...store.refs import ModelRef
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import (
     PLATFORM,

@@ -1,0 +1,11 @@
+"""The device SDK: predict offline, online or both, with verified, reversible model updates.
+
+Light on purpose: it needs numpy, onnxruntime and httpx, never the training or serving stack.
+"""
+
+from .cache import CacheNotWritable
+from .client import Client
+from .model import Model, Result, SyncEvent
+from .remote import ServerUnavailable
+
+__all__ = ["CacheNotWritable", "Client", "Model", "Result", "ServerUnavailable", "SyncEvent"]

@@ -1,0 +1,120 @@
+"""The on-device model cache: verified artifacts, an atomic current/previous pointer, rollback.
+
+Layout: ``<root>/<model>/v<version>.zip`` (artifact bundles, verified on every load) and
+``<root>/<model>/state.json`` (current and previous version, ETag). Every write goes to a temp
+file that is renamed into place, so a crash, a full disk or a killed download leaves the cache as
+it was; only the current and previous versions are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .._fs import atomic_write
+from ..artifact import Manifest, ModelArtifact
+from ..errors import IntegrityError, InvalidInput, ModelNotFound, ModelportError
+
+
+@dataclass
+class CacheState:
+    current: int | None = None
+    previous: int | None = None
+    etag: str | None = None
+
+
+class ModelCache:
+    """Cached versions of one model."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.dir = Path(root) / name
+        self.name = name
+        self._lock = threading.Lock()
+
+    def state(self) -> CacheState:
+        try:
+            return CacheState(**json.loads((self.dir / "state.json").read_text()))
+        except (FileNotFoundError, NotADirectoryError):
+            return CacheState()
+        except (ValueError, TypeError):  # a damaged pointer: fall back to what is on disk
+            versions = self.versions()
+            return CacheState(current=versions[-1] if versions else None)
+
+    def versions(self) -> list[int]:
+        return sorted(int(p.stem[1:]) for p in self.dir.glob("v*.zip") if p.stem[1:].isdigit())
+
+    def load(self, version: int | None = None) -> ModelArtifact:
+        """The cached artifact (default: current), its SHA-256 verified."""
+        version = version if version is not None else self.state().current
+        if version is None:
+            raise ModelNotFound(
+                f"No copy of model '{self.name}' is cached in {self.dir} yet. Sync it once while "
+                "the server is reachable (model.sync()), or package one with `modelport pull`."
+            )
+        path = self.dir / f"v{version}.zip"
+        try:
+            return ModelArtifact.from_bytes(path.read_bytes(), origin=str(path))
+        except FileNotFoundError as exc:
+            raise ModelNotFound(f"Version {version} of '{self.name}' is not in the cache.") from exc
+        except InvalidInput as exc:
+            raise IntegrityError(f"The cached file {path} is damaged: {exc.message}") from exc
+
+    def install(self, data: bytes, etag: str | None = None) -> Manifest:
+        """Verify ``data`` (an artifact bundle) and make it current; the old current becomes previous."""
+        manifest = ModelArtifact.from_bytes(data, origin=f"the download of '{self.name}'").manifest
+        if manifest.version is None:
+            raise IntegrityError("The downloaded artifact has no version; the server must set one.")
+        with self._lock:
+            self._write(self.dir / f"v{manifest.version}.zip", data)
+            state = self.state()
+            if state.current != manifest.version:
+                state.previous, state.current = state.current, manifest.version
+            state.etag = etag
+            self._save(state)
+            self._prune(state)
+        return manifest
+
+    def remember_etag(self, etag: str | None) -> None:
+        with self._lock:
+            state = self.state()
+            state.etag = etag
+            self._save(state)
+
+    def rollback(self) -> int:
+        """Make the previous version current again (and the current one previous)."""
+        with self._lock:
+            state = self.state()
+            if state.previous is None:
+                raise ModelNotFound(
+                    f"Model '{self.name}' has no previous version in the cache to roll back to."
+                )
+            state.current, state.previous = state.previous, state.current
+            state.etag = None  # the server's current version is no longer what we hold
+            self._save(state)
+            return state.current
+
+    def _save(self, state: CacheState) -> None:
+        self._write(self.dir / "state.json", json.dumps(asdict(state)).encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise CacheNotWritable(
+                f"Cannot write the model cache at {self.dir}: {exc.strerror or exc}. The cached "
+                "versions are unchanged; free disk space or choose a writable cache_dir."
+            ) from exc
+
+    def _prune(self, state: CacheState) -> None:
+        keep = {state.current, state.previous}
+        for version in self.versions():
+            if version not in keep:
+                (self.dir / f"v{version}.zip").unlink(missing_ok=True)
+
+
+class CacheNotWritable(ModelportError):
+    """The cache directory cannot be written (read-only, full disk)."""
+
+    code = "cache_not_writable"

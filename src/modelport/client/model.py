@@ -1,0 +1,245 @@
+"""One model as an app sees it: predictions on the device, on the server, or both."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import InvalidParameter, ModelNotFound, ModelportError
+from ..runtime import Predictor
+from ..runtime.tabular import to_columns
+from .cache import ModelCache
+from .remote import Remote, ServerUnavailable
+
+Mode = Literal["local_only", "prefer_local", "prefer_remote", "remote_only"]
+Update = Literal["local", "background", "latest"]
+MODES = ("local_only", "prefer_local", "prefer_remote", "remote_only")
+UPDATES = ("local", "background", "latest")
+
+
+@dataclass
+class Result:
+    """Predictions for the rows asked about, and who computed them."""
+
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+    served_by: Literal["local", "remote"]
+    version: int | None
+    stale: bool = False
+    """True when ``update="latest"`` could not reach the server and the cached copy answered."""
+
+
+@dataclass
+class SyncEvent:
+    """Progress of a sync, for the ``on_sync`` callback."""
+
+    state: Literal["checking", "up_to_date", "downloading", "installed", "failed"]
+    version: int | None = None
+    done_bytes: int = 0
+    total_bytes: int | None = None
+    error: str | None = None
+
+
+class Model:
+    """A model that predicts locally (onnxruntime), remotely (the server), or both with fallback.
+
+    Args:
+        mode: "local_only", "prefer_local" (default: local, the server when no copy is cached),
+            "prefer_remote" (the server, the local copy when it is unreachable, slow, failing or
+            rate-limiting) or "remote_only".
+        update: "local" (use the cached copy; download only if there is none), "background" (use
+            the cached copy now, fetch a newer one in a background thread for the next calls) or
+            "latest" (fetch before the first prediction; offline, the cached copy answers and
+            results say ``stale=True``).
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        cache: ModelCache,
+        remote: Remote | None,
+        mode: str,
+        update: str,
+        on_sync: Callable[[SyncEvent], None] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidParameter(f"mode must be one of {', '.join(MODES)}, not '{mode}'.")
+        if update not in UPDATES:
+            raise InvalidParameter(f"update must be one of {', '.join(UPDATES)}, not '{update}'.")
+        if remote is None and mode != "local_only":
+            raise InvalidParameter(
+                f"mode '{mode}' needs a server: give Client a URL, or use mode='local_only'."
+            )
+        self.ref = ref
+        self.cache = cache
+        self.remote = remote
+        self.mode = mode
+        self.update = update
+        self.on_sync = on_sync
+        self.stale = False
+        self._predictor: Predictor | None = None
+        self._lock = threading.Lock()
+        self._prepared = False
+
+    # -- predicting ----------------------------------------------------------------------------
+
+    def predict(self, rows: Any) -> Result:
+        """Predict for rows given as dicts, a DataFrame or columns, where the mode says."""
+        self._prepare()
+        if self.mode == "remote_only":
+            return self._remote(rows)
+        if self.mode == "local_only":
+            return self._local(rows)
+        if self.mode == "prefer_remote":
+            try:
+                return self._remote(rows)
+            except ServerUnavailable:
+                if self._predictor is None:
+                    raise
+                return self._local(rows)
+        if self._predictor is None:
+            return self._remote(rows)
+        return self._local(rows)
+
+    def _local(self, rows: Any) -> Result:
+        predictor = self._predictor
+        if predictor is None:
+            raise ModelNotFound(
+                f"No local copy of '{self.ref}' is available: sync while online, or use a mode "
+                "that may call the server."
+            )
+        prediction = predictor.predict(rows)
+        probabilities = None
+        if prediction.probabilities is not None and prediction.class_labels is not None:
+            labels = [str(label) for label in prediction.class_labels]
+            probabilities = [
+                dict(zip(labels, row, strict=True)) for row in prediction.probabilities.tolist()
+            ]
+        predictions = prediction.predictions.tolist()
+        return Result(predictions, probabilities, "local", predictor.manifest.version, self.stale)
+
+    def _remote(self, rows: Any) -> Result:
+        assert self.remote is not None
+        if not isinstance(rows, list):
+            manifest = self._predictor.manifest if self._predictor else None
+            rows = _as_rows(rows, manifest)
+        answer = self.remote.predict(self.ref, rows)
+        return Result(
+            answer["predictions"], answer.get("probabilities"), "remote", answer.get("version")
+        )
+
+    # -- keeping the local copy current --------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        with self._lock:
+            if self._prepared:
+                return
+            self._prepared = True
+            if self.mode == "remote_only":
+                return
+            self._load_cached()
+            if self.remote is None:
+                return
+            if self.update == "latest" or (self.update == "local" and self._predictor is None):
+                try:
+                    self.sync()
+                except ModelportError:
+                    if self._predictor is None and self.mode == "local_only":
+                        raise
+                    self.stale = self.update == "latest" and self._predictor is not None
+            elif self.update == "background":
+                threading.Thread(target=self._sync_quietly, daemon=True).start()
+
+    def _load_cached(self) -> None:
+        """Load the current cached version; a damaged one falls back to the previous."""
+        state = self.cache.state()
+        for version in (state.current, state.previous):
+            if version is None:
+                continue
+            try:
+                self._predictor = Predictor(self.cache.load(version))
+                return
+            except ModelportError:
+                continue
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync()
+        except ModelportError as exc:
+            self._emit(SyncEvent("failed", error=exc.message))
+
+    def sync(self) -> int | None:
+        """Fetch a newer version if the server has one; returns the version now in use.
+
+        Checks with the ETag first (a 304 costs no download); a new artifact is verified
+        (SHA-256) before it replaces the current one, and predictions keep running meanwhile.
+        """
+        if self.remote is None:
+            raise InvalidParameter("sync() needs a server: give Client a URL.")
+        self._emit(SyncEvent("checking"))
+        state = self.cache.state()
+        response = self.remote.manifest(self.ref, state.etag if self._predictor else None)
+        current = self._predictor.manifest if self._predictor else None
+        if response.status_code == 304 or (
+            current is not None
+            and response.json().get("sha256") == current.sha256
+            and response.json().get("version") == current.version
+        ):
+            self.stale = False
+            if response.status_code != 304:
+                self.cache.remember_etag(response.headers.get("etag"))
+            self._emit(SyncEvent("up_to_date", current.version if current else None))
+            return current.version if current else None
+        data, _ = self.remote.download(
+            self.ref, lambda done, total: self._emit(SyncEvent("downloading", None, done, total))
+        )
+        manifest = self.cache.install(data, response.headers.get("etag"))
+        self._predictor = Predictor(self.cache.load(manifest.version))  # one atomic swap
+        self.stale = False
+        self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))
+        return manifest.version
+
+    def rollback(self) -> int:
+        """Go back to the previously cached version; returns it."""
+        version = self.cache.rollback()
+        self._predictor = Predictor(self.cache.load(version))
+        return version
+
+    def versions(self) -> dict[str, Any]:
+        """Cached versions, the one in use and the one a rollback would restore."""
+        state = self.cache.state()
+        return {
+            "cached": self.cache.versions(),
+            "current": state.current,
+            "previous": state.previous,
+        }
+
+    @property
+    def version(self) -> int | None:
+        """The local version in use (None before any is cached)."""
+        return self._predictor.manifest.version if self._predictor else None
+
+    def _emit(self, event: SyncEvent) -> None:
+        if self.on_sync is not None:
+            self.on_sync(event)
+
+
+def _as_rows(rows: Any, manifest: Any) -> list[dict[str, Any]]:
+    """Rows for the JSON API from a DataFrame, one dict, or columns."""
+    if hasattr(rows, "to_dict"):
+        return rows.to_dict(orient="records")
+    if isinstance(rows, dict):
+        columns = (
+            to_columns(rows, manifest)
+            if manifest
+            else {k: v if isinstance(v, list) else [v] for k, v in rows.items()}
+        )
+        names = list(columns)
+        return [
+            dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+        ]
+    raise InvalidParameter("Remote predictions take a list of row dicts, one dict or a DataFrame.")

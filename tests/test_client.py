@@ -1,0 +1,190 @@
+"""The device SDK against a real server: modes, fallback, updates, verification, rollback."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from modelport.client import CacheNotWritable, Client, ServerUnavailable
+from modelport.errors import IntegrityError, InvalidInput, SchemaMismatch
+
+from .artifacts import linear_artifact
+from .conftest import Server
+from .serving import ROWS, churn_store
+
+
+@pytest.fixture
+def setup(tmp_path):
+    home = tmp_path / "home"
+    store = churn_store(home)
+    server = Server(home)
+    yield server, store, tmp_path / "cache"
+    server.stop()
+
+
+def test_the_client_package_is_light():
+    code = (
+        "import sys, modelport.client; heavy = {'pandas', 'sklearn', 'flaml', 'sqlalchemy', "
+        "'starlette', 'uvicorn', 'torch', 'pydantic', 'lightgbm'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_local_and_remote_agree_and_say_who_answered(setup):
+    server, _, cache = setup
+    with Client(server.url, cache_dir=cache) as client:
+        local = client.model("churn", mode="prefer_local", update="latest").predict(ROWS)
+        remote = client.model("churn", mode="remote_only").predict(ROWS)
+    assert (local.served_by, remote.served_by) == ("local", "remote")
+    assert local.version == remote.version == 1
+    assert local.predictions == remote.predictions
+    for a, b in zip(local.probabilities, remote.probabilities, strict=True):
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a)
+
+
+def test_server_down_local_keeps_answering_and_remote_falls_back(setup):
+    server, _, cache = setup
+    client = Client(server.url, cache_dir=cache, timeout=1)
+    model = client.model("churn", mode="prefer_remote", update="latest")
+    assert model.predict(ROWS).served_by == "remote"
+    server.stop()
+    assert model.predict(ROWS).served_by == "local"  # connection refused -> local copy
+    assert client.model("churn", mode="prefer_local").predict(ROWS).served_by == "local"
+    remote_only = client.model("churn", mode="remote_only")
+    for _ in range(3):
+        with pytest.raises(ServerUnavailable):
+            remote_only.predict(ROWS)
+    with pytest.raises(ServerUnavailable, match="circuit open"):
+        remote_only.predict(ROWS)
+
+
+def test_input_errors_are_raised_not_hidden_by_fallback(setup):
+    server, _, cache = setup
+    model = Client(server.url, cache_dir=cache).model(
+        "churn", mode="prefer_remote", update="latest"
+    )
+    with pytest.raises(SchemaMismatch, match="lacks the column"):
+        model.predict([{"age": 30}])
+
+
+def test_new_versions_arrive_by_sync_and_rollback_goes_back(setup):
+    server, store, cache = setup
+    events = []
+    model = Client(server.url, cache_dir=cache).model(
+        "lin", mode="local_only", update="latest", on_sync=events.append
+    )
+    assert model.predict([{"a": 2, "b": 1}]).predictions == [3.0]
+    assert model.sync() == 1 and events[-1].state == "up_to_date"  # answered by a 304
+    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    assert model.sync() == 2 and events[-1].state == "installed"
+    assert any(e.state == "downloading" and e.done_bytes > 0 for e in events)
+    assert model.predict([{"a": 2, "b": 1}]).predictions == [21.0]
+    assert model.versions() == {"cached": [1, 2], "current": 2, "previous": 1}
+    assert model.rollback() == 1
+    assert model.predict([{"a": 2, "b": 1}]).version == 1
+
+
+def test_latest_offline_uses_the_cached_copy_and_says_it_is_stale(setup):
+    server, _, cache = setup
+    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
+    server.stop()
+    result = (
+        Client(server.url, cache_dir=cache, timeout=1)
+        .model("lin", mode="prefer_local", update="latest")
+        .predict([{"a": 1, "b": 1}])
+    )
+    assert (result.served_by, result.stale, result.predictions) == ("local", True, [2.0])
+
+
+def _tampering_transport(server_url, change):
+    upstream = httpx.Client(base_url=server_url)
+
+    def handle(request):
+        response = upstream.request(request.method, request.url.path, headers=request.headers)
+        content = response.content
+        if request.url.path.endswith("/artifact"):
+            content = change(content)
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return httpx.Response(response.status_code, headers=headers, content=content)
+
+    return httpx.MockTransport(handle)
+
+
+def _swap_graph(data: bytes) -> bytes:
+    """A well-formed bundle whose graph was changed after signing off: only the hash can tell."""
+    import io
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        target.writestr("manifest.json", source.read("manifest.json"))
+        target.writestr("model.onnx", source.read("model.onnx").replace(b"Mul", b"Add"))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "change", [_swap_graph, lambda data: data[: len(data) // 2]], ids=["tampered", "truncated"]
+)
+def test_a_bad_download_is_rejected_and_the_old_version_keeps_serving(setup, change):
+    server, store, cache = setup
+    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    client = Client(server.url, cache_dir=cache, transport=_tampering_transport(server.url, change))
+    model = client.model("lin", mode="local_only", update="local")
+    with pytest.raises((IntegrityError, InvalidInput)) as error:
+        model.sync()
+    assert "corrupted" in str(error.value) or "not a modelport artifact" in str(error.value)
+    assert model.predict([{"a": 1, "b": 1}]).predictions == [2.0]
+    assert model.versions()["cached"] == [1]
+
+
+def test_a_damaged_cache_file_falls_back_to_the_previous_version(setup):
+    server, store, cache = setup
+    model = Client(server.url, cache_dir=cache).model("lin", update="latest")
+    model.predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    model.sync()
+    current = cache / "lin" / "v2.zip"
+    current.write_bytes(current.read_bytes()[:-40])
+    fresh = Client(None, cache_dir=cache).model("lin", mode="local_only")
+    assert fresh.predict([{"a": 1, "b": 1}]).version == 1
+
+
+def test_unwritable_cache_is_a_clear_error(setup, tmp_path):
+    server, _, _ = setup
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    model = Client(server.url, cache_dir=blocker).model("lin", mode="local_only", update="local")
+    with pytest.raises(CacheNotWritable, match="Cannot write the model cache"):
+        model.predict([{"a": 1, "b": 1}])
+
+
+def test_predictions_keep_working_while_a_sync_swaps_versions(setup):
+    server, store, cache = setup
+    model = Client(server.url, cache_dir=cache).model("lin", mode="local_only", update="latest")
+    model.predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact("lin", scale=3.0, padding=2_000_000), name="lin")
+    answers, errors, stop = [], [], threading.Event()
+
+    def predict_loop():
+        while not stop.is_set():
+            try:
+                answers.append(model.predict([{"a": 1, "b": 1}]).predictions[0])
+            except Exception as exc:  # noqa: BLE001 - any failure fails the test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=predict_loop) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert model.sync() == 2
+    time.sleep(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and set(answers) == {2.0, 4.0}
+    assert model.predict([{"a": 1, "b": 1}]).predictions == [4.0]
