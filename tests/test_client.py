@@ -188,3 +188,50 @@ def test_predictions_keep_working_while_a_sync_swaps_versions(setup):
         thread.join()
     assert errors == [] and set(answers) == {2.0, 4.0}
     assert model.predict([{"a": 1, "b": 1}]).predictions == [4.0]
+
+
+def test_signatures_pin_the_servers_key(setup, modelport):
+    server, store, cache = setup
+    public = httpx.get(f"{server.url}/api/v1/signing-key").json()["public_key"]
+    assert modelport("keys", "signing").stdout.strip() == public
+    model = Client(server.url, cache_dir=cache).model("lin", update="latest")
+    model.predict([{"a": 1, "b": 1}])
+    assert (cache / "signing-key.pub").read_text() == public  # trusted on first use
+
+    stranger = "A" * 43 + "="  # a valid-looking Ed25519 key that is not the server's
+    pinned = Client(server.url, cache_dir=cache / "other", public_key=stranger)
+    with pytest.raises(IntegrityError, match="does not match the pinned public key"):
+        pinned.model("lin", mode="local_only", update="local").sync()
+    assert not (cache / "other" / "lin" / "v1.zip").exists()
+
+
+def test_a_forged_signature_is_rejected(setup):
+    server, store, cache = setup
+    model = Client(server.url, cache_dir=cache).model("lin", update="latest")
+    model.predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact("lin", scale=7.0), name="lin")
+    upstream = httpx.Client(base_url=server.url)
+
+    def forge(request):
+        response = upstream.request(request.method, request.url.path, headers=request.headers)
+        headers = dict(response.headers)
+        if request.url.path.endswith("/artifact"):
+            headers["x-modelport-signature"] = "A" * 86 + "=="
+        headers.pop("content-length", None)
+        return httpx.Response(response.status_code, headers=headers, content=response.content)
+
+    forged = Client(server.url, cache_dir=cache, transport=httpx.MockTransport(forge))
+    victim = forged.model("lin", mode="local_only", update="local")
+    with pytest.raises(IntegrityError, match="signature"):
+        victim.sync()
+    assert victim.predict([{"a": 1, "b": 1}]).version == 1
+
+
+def test_pull_packages_a_verified_model_for_an_app(setup, modelport, tmp_path):
+    server, _, _ = setup
+    target = tmp_path / "app-assets"
+    out = modelport("pull", "churn", "--server", server.url, "--to", target).stdout
+    assert "version 1 verified" in out
+    assert (target / "churn" / "v1.zip").exists() and (target / "signing-key.pub").exists()
+    offline = Client(None, cache_dir=target).model("churn", mode="local_only")
+    assert offline.predict(ROWS).served_by == "local"

@@ -23,6 +23,7 @@ app.command("export")(models.export)
 app.command("serve")(serve.serve)
 app.command("deploy")(serve.deploy)
 app.command("usage")(serve.usage)
+app.command("pull")(serve.pull)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.keys_app, name="keys")
 

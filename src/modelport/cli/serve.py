@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,6 +56,9 @@ def serve(
         }
     )
     settings = Settings()
+    from ..signing import SigningKey
+
+    SigningKey.load_or_create(settings.home)  # here, not in N workers racing to create it
     has_keys = bool(KeyStore(open_store().engine).active())
     if not _is_loopback(host) and not has_keys and not allow_anonymous:
         raise InvalidParameter(
@@ -148,6 +152,22 @@ def list_keys(
     console.print(table)
 
 
+@keys_app.command("signing")
+def signing_key(
+    rotate: Annotated[bool, typer.Option(help="Replace the key with a new one.")] = False,
+) -> None:
+    """Create (first time), show or rotate the key that signs every model the server hands out."""
+    from ..signing import SigningKey
+
+    key = SigningKey.load_or_create(Settings().home, rotate=rotate)
+    if rotate:
+        console.print(
+            "Rotated. Devices that pinned the old public key reject new downloads until they get "
+            "this one (their cached models keep working):"
+        )
+    print(key.public_key)
+
+
 @keys_app.command("revoke")
 def revoke_key(key: Annotated[str, typer.Argument(help="Key id (or unique name).")]) -> None:
     """Revoke a key; running servers refuse it within a second."""
@@ -189,3 +209,19 @@ def usage(
         )
     console.print(table)
     console.print(f"Price: {price:g} per 1,000 requests (MODELPORT_PRICE_PER_1000).")
+
+
+def pull(
+    ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
+    server: Annotated[str, typer.Option(help="The modelport server, e.g. http://127.0.0.1:8000")],
+    to: Annotated[Path, typer.Option(help="Directory to keep the model in (an app's assets).")],
+    api_key: Annotated[str | None, typer.Option(envvar="MODELPORT_API_KEY")] = None,
+    public_key: Annotated[str | None, typer.Option(help="Pin this signing key.")] = None,
+) -> None:
+    """Download a verified model into a directory, as an app bundles it (same layout as the SDK)."""
+    from ..client import Client
+
+    with Client(server, api_key=api_key, cache_dir=to, public_key=public_key) as client:
+        model = client.model(ref, mode="local_only", update="local")
+        version = model.sync()
+    console.print(f"{ref}: version {version} verified and stored in {to}.")

@@ -99,19 +99,24 @@ class ModelCache:
         self._write(self.dir / "state.json", json.dumps(asdict(state)).encode())
 
     def _write(self, path: Path, data: bytes) -> None:
-        try:
-            atomic_write(path, data)
-        except OSError as exc:
-            raise CacheNotWritable(
-                f"Cannot write the model cache at {self.dir}: {exc.strerror or exc}. The cached "
-                "versions are unchanged; free disk space or choose a writable cache_dir."
-            ) from exc
+        write_file(path, data)
 
     def _prune(self, state: CacheState) -> None:
         keep = {state.current, state.previous}
         for version in self.versions():
             if version not in keep:
                 (self.dir / f"v{version}.zip").unlink(missing_ok=True)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Atomic write into the cache; a read-only or full disk becomes one clear error."""
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise CacheNotWritable(
+            f"Cannot write the model cache at {path.parent}: {exc.strerror or exc}. The cached "
+            "versions are unchanged; free disk space or choose a writable cache_dir."
+        ) from exc
 
 
 class CacheNotWritable(ModelportError):

@@ -13,6 +13,7 @@ from ..refs import ModelRef
 from .cache import ModelCache
 from .model import Model, SyncEvent
 from .remote import Remote
+from .trust import Trust
 
 
 def default_cache_dir() -> Path:
@@ -28,6 +29,8 @@ class Client:
         cache_dir: where downloaded models live (default ``~/.cache/modelport`` or
             ``MODELPORT_CACHE_DIR``).
         timeout: seconds per server call before falling back.
+        public_key: the server's signing key (``modelport keys signing``) to pin; without it the
+            key is fetched on first use and pinned from then on.
 
     Example:
         >>> client = Client("http://127.0.0.1:8000", api_key=KEY)       # doctest: +SKIP
@@ -42,10 +45,12 @@ class Client:
         api_key: str | None = None,
         cache_dir: str | Path | None = None,
         timeout: float = 5.0,
+        public_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.remote = Remote(url, api_key, timeout, transport=transport) if url else None
+        self.trust = Trust(self.cache_dir, public_key, self.remote)
 
     def model(
         self,
@@ -57,7 +62,13 @@ class Client:
         """A model by reference (``name``, ``name:3``, ``name@production``)."""
         parsed = ModelRef.parse(ref)
         return Model(
-            str(parsed), ModelCache(self.cache_dir, parsed.name), self.remote, mode, update, on_sync
+            str(parsed),
+            ModelCache(self.cache_dir, parsed.name),
+            self.remote,
+            mode,
+            update,
+            on_sync,
+            self.trust,
         )
 
     def close(self) -> None:

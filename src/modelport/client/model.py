@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..artifact import ModelArtifact
 from ..errors import InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns
 from .cache import ModelCache
 from .remote import Remote, ServerUnavailable
+from .trust import Trust
 
 Mode = Literal["local_only", "prefer_local", "prefer_remote", "remote_only"]
 Update = Literal["local", "background", "latest"]
@@ -63,6 +65,7 @@ class Model:
         mode: str,
         update: str,
         on_sync: Callable[[SyncEvent], None] | None = None,
+        trust: Trust | None = None,
     ) -> None:
         if mode not in MODES:
             raise InvalidParameter(f"mode must be one of {', '.join(MODES)}, not '{mode}'.")
@@ -78,6 +81,7 @@ class Model:
         self.mode = mode
         self.update = update
         self.on_sync = on_sync
+        self.trust = trust
         self.stale = False
         self._predictor: Predictor | None = None
         self._lock = threading.Lock()
@@ -176,7 +180,8 @@ class Model:
         """Fetch a newer version if the server has one; returns the version now in use.
 
         Checks with the ETag first (a 304 costs no download); a new artifact is verified
-        (SHA-256) before it replaces the current one, and predictions keep running meanwhile.
+        (SHA-256, and the Ed25519 signature against the pinned key) before it replaces the
+        current one, and predictions keep running meanwhile.
         """
         if self.remote is None:
             raise InvalidParameter("sync() needs a server: give Client a URL.")
@@ -194,9 +199,12 @@ class Model:
                 self.cache.remember_etag(response.headers.get("etag"))
             self._emit(SyncEvent("up_to_date", current.version if current else None))
             return current.version if current else None
-        data, _ = self.remote.download(
+        data, signature = self.remote.download(
             self.ref, lambda done, total: self._emit(SyncEvent("downloading", None, done, total))
         )
+        downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
+        if self.trust is not None:
+            self.trust.check(downloaded.manifest, signature)
         manifest = self.cache.install(data, response.headers.get("etag"))
         self._predictor = Predictor(self.cache.load(manifest.version))  # one atomic swap
         self.stale = False

@@ -11,6 +11,7 @@ import httpx
 from ..errors import ModelportError, Unavailable, error_for
 
 ERROR_CODE_HEADER = "x-modelport-error"
+SIGNATURE_HEADER = "x-modelport-signature"
 FALLBACK_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -44,6 +45,9 @@ class Remote:
     def predict(self, ref: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/models/{ref}/predict", json={"rows": rows}).json()
 
+    def signing_key(self) -> str:
+        return self._call("GET", "/api/v1/signing-key").json()["public_key"]
+
     def manifest(self, ref: str, etag: str | None) -> httpx.Response:
         headers = {"If-None-Match": etag} if etag else {}
         return self._call("GET", f"/api/v1/models/{ref}/manifest", headers=headers)
@@ -51,7 +55,7 @@ class Remote:
     def download(
         self, ref: str, progress: Callable[[int, int | None], None]
     ) -> tuple[bytes, str | None]:
-        """The artifact bundle; a broken transfer raises and leaves nothing behind."""
+        """The artifact bundle and its signature; a broken transfer raises, leaving nothing."""
         self._check_circuit()
         chunks, done = [], 0
         try:
@@ -67,7 +71,7 @@ class Remote:
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc
         self._failures = 0
-        return b"".join(chunks), response.headers.get("etag")
+        return b"".join(chunks), response.headers.get(SIGNATURE_HEADER)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         self._check_circuit()

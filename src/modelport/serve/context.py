@@ -16,6 +16,7 @@ from starlette.responses import Response
 from ..config import Settings
 from ..errors import PayloadTooLarge, Unavailable
 from ..runtime import Prediction
+from ..signing import SigningKey
 from ..store import Store
 from .auth import Authenticator
 from .errors import error_response
@@ -47,6 +48,7 @@ class ServerContext:
         self.models = ModelManager(self.store, settings, self.metrics)
         self.auth = Authenticator(KeyStore(self.store.engine), settings.allow_anonymous)
         self.meter = Meter(self.store.engine)
+        self.signing = SigningKey.load_or_create(settings.home)
         self.ready = False
 
     async def read_body(self, request: Request) -> bytes:

@@ -15,6 +15,8 @@ from ..context import Call, ServerContext, endpoint
 from ..dataplane import json_response, output_tensors, parse_json, plain, ref_for
 from ..metering import usage_totals
 
+SIGNATURE_HEADER = "X-Modelport-Signature"
+
 
 @endpoint("simple_predict")
 async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
@@ -75,7 +77,9 @@ async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response
     etag = f'"{found.sha256}-{found.version}"'
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
-    return json_response(found.to_dict(), headers={"ETag": etag})
+    return json_response(
+        found.to_dict(), headers={"ETag": etag, SIGNATURE_HEADER: ctx.signing.sign(found)}
+    )
 
 
 @endpoint("artifact")
@@ -104,6 +108,7 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
             "ETag": etag,
             "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Model-Version": str(found.version),
+            SIGNATURE_HEADER: ctx.signing.sign(found),
         },
     )
 
@@ -144,10 +149,17 @@ def _matches(request: Request, etag: str) -> bool:
     return etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
 
 
+@endpoint("signing_key")
+async def signing_key(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The public key devices pin to verify downloaded models (not secret)."""
+    return json_response({"algorithm": "ed25519", "public_key": ctx.signing.public_key})
+
+
 routes = [
     Route("/api/v1/models", list_models),
     Route("/api/v1/models/{ref}/predict", predict, methods=["POST"]),
     Route("/api/v1/models/{ref}/manifest", manifest),
     Route("/api/v1/models/{ref}/artifact", artifact),
     Route("/api/v1/usage", usage),
+    Route("/api/v1/signing-key", signing_key),
 ]

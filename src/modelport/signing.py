@@ -1,0 +1,95 @@
+"""Ed25519 signatures over what identifies an artifact: its name, version and SHA-256.
+
+The server signs every model it hands out; devices verify with a public key they pinned, so a
+tampered file (caught by the SHA-256) and a forged manifest (caught by the signature) are both
+rejected. The private key never leaves the server's home directory (file mode 0600).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from ._fs import atomic_write
+from .artifact import Manifest
+from .errors import IntegrityError, InvalidInput
+
+DOMAIN = b"modelport-artifact-v1"
+
+
+def message(manifest: Manifest) -> bytes:
+    return b"\n".join(
+        [DOMAIN, manifest.name.encode(), str(manifest.version).encode(), manifest.sha256.encode()]
+    )
+
+
+class SigningKey:
+    """The server's Ed25519 key, kept as PEM in ``<home>/signing/ed25519.pem``."""
+
+    def __init__(self, private: object) -> None:
+        self._private = private
+
+    @classmethod
+    def path(cls, home: Path) -> Path:
+        return home / "signing" / "ed25519.pem"
+
+    @classmethod
+    def load_or_create(cls, home: Path, rotate: bool = False) -> SigningKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        path = cls.path(home)
+        if path.exists() and not rotate:
+            return cls(serialization.load_pem_private_key(path.read_bytes(), password=None))
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, pem)
+        os.chmod(path, 0o600)
+        return cls(private)
+
+    def sign(self, manifest: Manifest) -> str:
+        return base64.b64encode(self._private.sign(message(manifest))).decode()  # type: ignore[attr-defined]
+
+    @property
+    def public_key(self) -> str:
+        """The public key as base64 of its 32 raw bytes (what clients pin)."""
+        from cryptography.hazmat.primitives import serialization
+
+        raw = self._private.public_key().public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return base64.b64encode(raw).decode()
+
+
+def verify(public_key: str, manifest: Manifest, signature: str | None) -> None:
+    """Raise IntegrityError unless ``signature`` is the server's signature of ``manifest``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not signature:
+        raise IntegrityError(
+            f"Model {manifest.name}:{manifest.version} arrived without a signature, but this "
+            "client pins a signing key. The server must sign its models (it does once "
+            "`modelport keys signing` has created its key)."
+        )
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"The public key {public_key!r} is not an Ed25519 key in base64 (32 bytes). Copy it "
+            "from `modelport keys signing`."
+        ) from exc
+    try:
+        key.verify(base64.b64decode(signature), message(manifest))
+    except (InvalidSignature, ValueError) as exc:
+        raise IntegrityError(
+            f"The signature of model {manifest.name}:{manifest.version} does not match the pinned "
+            "public key: the file was altered, or the server's key changed. The download is "
+            "rejected and the current version keeps serving."
+        ) from exc
