@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.modelport-demo
 
-.PHONY: install run test bench bench-serve bench-peers lint clean
+.PHONY: install run test bench bench-serve bench-client bench-peers lint clean
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ bench-peers:
 	test -x bench/.venvs/bentoml/bin/bentoml || ($(PYTHON) -m venv bench/.venvs/bentoml && \
 	  bench/.venvs/bentoml/bin/pip install -q bentoml scikit-learn==1.9.1 lightgbm==4.7.0 pandas)
 	command -v hey >/dev/null || apt-get install -y hey
+
+bench-client: install
+	$(BIN)/python bench/client.py
 
 bench-serve: install bench-peers
 	$(BIN)/python bench/serve.py

@@ -122,3 +122,13 @@ def test_http_examples(churn_server, examples, modelport, monkeypatch):
         if command[1:3] == ["keys", "create"]:
             key_id = re.search(r"Created key (\w+)", out).group(1)
     assert key_id is not None
+
+
+def test_client_examples(churn_server, tmp_path, monkeypatch):
+    namespace = {"URL": churn_server.url, "CACHE": tmp_path / "device-cache"}
+    for block in python_blocks(REPO / "docs" / "client.md"):
+        exec(compile(block, "docs/client.md", "exec"), namespace)
+    pull = [
+        c for c in console_commands(REPO / "docs" / "client.md") if c[:2] == ["modelport", "pull"]
+    ]
+    assert pull, "the page shows `modelport pull`"

@@ -185,6 +185,8 @@ class Model:
         """
         if self.remote is None:
             raise InvalidParameter("sync() needs a server: give Client a URL.")
+        if self._predictor is None:
+            self._load_cached()  # a copy on disk from an earlier run counts as current
         self._emit(SyncEvent("checking"))
         state = self.cache.state()
         response = self.remote.manifest(self.ref, state.etag if self._predictor else None)

@@ -1,0 +1,140 @@
+"""The device SDK: local predict latency vs bare onnxruntime, remote latency, cold start.
+
+Run: .venv/bin/python bench/client.py   (needs ../shared/data/adult)
+Prints a Markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modelport.client import Client
+from modelport.config import Settings
+from modelport.data import read_table
+from modelport.runtime.tabular import encode, to_columns
+from modelport.store import Store
+from modelport.train import TabularAutoML
+
+BENCH = Path(__file__).resolve().parent
+ADULT = BENCH.parents[1] / "shared" / "data" / "adult" / "adult.csv"
+MODELPORT = BENCH.parent / ".venv" / "bin" / "modelport"
+RUNS = 3000
+
+
+def percentiles(call, runs: int = RUNS) -> tuple[float, float]:
+    for _ in range(100):
+        call()
+    samples = np.empty(runs)
+    for i in range(runs):
+        started = time.perf_counter()
+        call()
+        samples[i] = time.perf_counter() - started
+    p50, p99 = np.percentile(samples, [50, 99]) * 1e6
+    return float(p50), float(p99)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    if not ADULT.exists():
+        sys.exit(f"skipped: {ADULT} is not available")
+    work = Path(tempfile.mkdtemp(prefix="modelport-client-bench-"))
+    home, cache = work / "home", work / "cache"
+    frame = read_table(ADULT)
+    X, y = frame.drop(columns="income"), frame["income"]
+    automl = TabularAutoML(time_budget=15, estimators=("lgbm",), seed=0).fit(X, y)
+    Store(Settings(home=home)).register(automl.to_artifact("adult"))
+    row = X.dropna().head(1).to_dict(orient="records")[0]
+
+    port = free_port()
+    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
+    server = subprocess.Popen(
+        [str(MODELPORT), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url)
+        client = Client(url, cache_dir=cache)
+        local = client.model("adult", mode="local_only", update="latest")
+        local.predict([row])
+        predictor = local._predictor
+        assert predictor is not None
+        feeds = encode(predictor.manifest, to_columns([row], predictor.manifest))
+        names = list(predictor.manifest.outputs.values())
+        raw = percentiles(lambda: predictor.session.run(names, feeds))
+        sdk = percentiles(lambda: local.predict([row]))
+        remote_model = client.model("adult", mode="remote_only")
+        remote = percentiles(lambda: remote_model.predict([row]), runs=1000)
+        cold = _cold_start(cache, row)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    limit = 1.2 * raw[0] + 50
+    print("| path | p50 µs | p99 µs |")
+    print("|---|---|---|")
+    print(f"| bare `InferenceSession.run` (pre-encoded inputs) | {raw[0]:.0f} | {raw[1]:.0f} |")
+    print(
+        f"| `model.predict([row])`, local (encode + run + result) | {sdk[0]:.0f} | {sdk[1]:.0f} |"
+    )
+    print(
+        f"| `model.predict([row])`, remote (HTTP, same machine) | {remote[0]:.0f} | {remote[1]:.0f} |"
+    )
+    print(f"| cold start: import + load cached model + first prediction | {cold:,.0f} | — |")
+    print(
+        f"\nLocal vs aim (1.2 × bare + 50 µs = {limit:.0f} µs): {sdk[0]:.0f} µs "
+        f"({'met' if sdk[0] <= limit else 'not met'})."
+    )
+
+
+def _wait_ready(url: str) -> None:
+    import httpx
+
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def _cold_start(cache: Path, row: dict) -> float:
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from modelport.client import Client\n"
+        f"m = Client(None, cache_dir={str(cache)!r}).model('adult', mode='local_only')\n"
+        f"m.predict([{row!r}])\n"
+        "print((time.perf_counter() - t) * 1e6)"
+    )
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(5)
+    ]
+    return float(np.median(runs))
+
+
+if __name__ == "__main__":
+    main()
