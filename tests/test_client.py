@@ -235,3 +235,30 @@ def test_pull_packages_a_verified_model_for_an_app(setup, modelport, tmp_path):
     assert (target / "churn" / "v1.zip").exists() and (target / "signing-key.pub").exists()
     offline = Client(None, cache_dir=target).model("churn", mode="local_only")
     assert offline.predict(ROWS).served_by == "local"
+
+
+def test_encrypted_at_rest_and_decrypted_only_in_memory(setup, modelport, tmp_path):
+    import shutil
+    import stat
+
+    from modelport.errors import ModelNotFound
+
+    server, store, cache = setup
+    modelport("models", "encrypt", "lin")
+    model = Client(server.url, cache_dir=cache).model("lin", mode="local_only", update="latest")
+    assert model.predict([{"a": 2, "b": 1}]).predictions == [3.0]
+    on_disk = (cache / "lin" / "v1.zip").read_bytes()
+    clear = store.get("lin").onnx
+    assert on_disk.startswith(b"MPENC1") and clear[:64] not in on_disk
+    key_file = cache / "keys" / "lin.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert Client(None, cache_dir=cache).model("lin", mode="local_only").predict(
+        [{"a": 2, "b": 1}]
+    ).predictions == [3.0]  # offline, with the stored key
+
+    other_device = tmp_path / "copied-cache"
+    shutil.copytree(cache / "lin", other_device / "lin")  # the file without its key
+    with pytest.raises(ModelNotFound, match="key was never fetched on this device"):
+        Client(None, cache_dir=other_device).model("lin", mode="local_only").predict(
+            [{"a": 2, "b": 1}]
+        )

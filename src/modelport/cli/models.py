@@ -117,6 +117,17 @@ def delete(
     console.print(f"Deleted {parsed.name} version(s) {', '.join(map(str, versions))}")
 
 
+@app.command("encrypt")
+def encrypt(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    off: Annotated[bool, typer.Option("--off", help="Stop encrypting new downloads.")] = False,
+) -> None:
+    """Keep this model encrypted at rest on devices (AES-256-GCM; keys fetched with an API key)."""
+    open_store().set_encryption(name, enabled=not off)
+    state = "no longer encrypted" if off else "encrypted at rest (AES-256-GCM)"
+    console.print(f"Downloads of '{name}' are {state} on devices from their next sync.")
+
+
 @app.command("check")
 def check() -> None:
     """Verify every stored model file against its SHA-256; remove leftovers of crashed writes."""

@@ -5,7 +5,17 @@ Light on purpose: it needs numpy, onnxruntime and httpx, never the training or s
 
 from .cache import CacheNotWritable
 from .client import Client
+from .keys import FileKeyStore, KeyStore
 from .model import Model, Result, SyncEvent
 from .remote import ServerUnavailable
 
-__all__ = ["CacheNotWritable", "Client", "Model", "Result", "ServerUnavailable", "SyncEvent"]
+__all__ = [
+    "CacheNotWritable",
+    "Client",
+    "FileKeyStore",
+    "KeyStore",
+    "Model",
+    "Result",
+    "ServerUnavailable",
+    "SyncEvent",
+]

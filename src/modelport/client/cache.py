@@ -12,10 +12,15 @@ import json
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._fs import atomic_write
 from ..artifact import Manifest, ModelArtifact
+from ..encryption import is_sealed, open_sealed, seal
 from ..errors import IntegrityError, InvalidInput, ModelNotFound, ModelportError
+
+if TYPE_CHECKING:
+    from .keys import KeyStore
 
 
 @dataclass
@@ -28,9 +33,10 @@ class CacheState:
 class ModelCache:
     """Cached versions of one model."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, keys: KeyStore | None = None) -> None:
         self.dir = Path(root) / name
         self.name = name
+        self.keys = keys
         self._lock = threading.Lock()
 
     def state(self) -> CacheState:
@@ -55,15 +61,23 @@ class ModelCache:
             )
         path = self.dir / f"v{version}.zip"
         try:
-            return ModelArtifact.from_bytes(path.read_bytes(), origin=str(path))
+            data = path.read_bytes()
+            if is_sealed(data):  # decrypted in memory only, never written in clear
+                data = open_sealed(self._key(), data, self.name)
+            return ModelArtifact.from_bytes(data, origin=str(path))
         except FileNotFoundError as exc:
             raise ModelNotFound(f"Version {version} of '{self.name}' is not in the cache.") from exc
         except InvalidInput as exc:
             raise IntegrityError(f"The cached file {path} is damaged: {exc.message}") from exc
 
-    def install(self, data: bytes, etag: str | None = None) -> Manifest:
-        """Verify ``data`` (an artifact bundle) and make it current; the old current becomes previous."""
+    def install(self, data: bytes, etag: str | None = None, encrypt: bool = False) -> Manifest:
+        """Verify ``data`` (an artifact bundle) and make it current; the old current becomes previous.
+
+        With ``encrypt``, the file on disk is sealed with the model's key (AES-256-GCM).
+        """
         manifest = ModelArtifact.from_bytes(data, origin=f"the download of '{self.name}'").manifest
+        if encrypt:
+            data = seal(self._key(), data, self.name)
         if manifest.version is None:
             raise IntegrityError("The downloaded artifact has no version; the server must set one.")
         with self._lock:
@@ -75,6 +89,15 @@ class ModelCache:
             self._save(state)
             self._prune(state)
         return manifest
+
+    def _key(self) -> bytes:
+        key = self.keys.get(self.name) if self.keys is not None else None
+        if key is None:
+            raise ModelNotFound(
+                f"Model '{self.name}' is encrypted at rest, and its key was never fetched on this "
+                "device. Go online once and sync (model.sync()) with an API key allowed to use it."
+            )
+        return key
 
     def remember_etag(self, etag: str | None) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import httpx
 
 from ..refs import ModelRef
 from .cache import ModelCache
+from .keys import FileKeyStore, KeyStore
 from .model import Model, SyncEvent
 from .remote import Remote
 from .trust import Trust
@@ -29,6 +30,7 @@ class Client:
         cache_dir: where downloaded models live (default ``~/.cache/modelport`` or
             ``MODELPORT_CACHE_DIR``).
         timeout: seconds per server call before falling back.
+        key_store: where keys of encrypted models are kept (default: 0600 files in the cache).
         public_key: the server's signing key (``modelport keys signing``) to pin; without it the
             key is fetched on first use and pinned from then on.
 
@@ -46,11 +48,13 @@ class Client:
         cache_dir: str | Path | None = None,
         timeout: float = 5.0,
         public_key: str | None = None,
+        key_store: KeyStore | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.remote = Remote(url, api_key, timeout, transport=transport) if url else None
         self.trust = Trust(self.cache_dir, public_key, self.remote)
+        self.keys = key_store if key_store is not None else FileKeyStore(self.cache_dir / "keys")
 
     def model(
         self,
@@ -63,7 +67,7 @@ class Client:
         parsed = ModelRef.parse(ref)
         return Model(
             str(parsed),
-            ModelCache(self.cache_dir, parsed.name),
+            ModelCache(self.cache_dir, parsed.name, self.keys),
             self.remote,
             mode,
             update,

@@ -12,7 +12,7 @@ from ..errors import InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns
 from .cache import ModelCache
-from .remote import Remote, ServerUnavailable
+from .remote import ENCRYPTION_HEADER, SIGNATURE_HEADER, Remote, ServerUnavailable
 from .trust import Trust
 
 Mode = Literal["local_only", "prefer_local", "prefer_remote", "remote_only"]
@@ -84,6 +84,7 @@ class Model:
         self.trust = trust
         self.stale = False
         self._predictor: Predictor | None = None
+        self._load_error: ModelportError | None = None
         self._lock = threading.Lock()
         self._prepared = False
 
@@ -109,6 +110,8 @@ class Model:
 
     def _local(self, rows: Any) -> Result:
         predictor = self._predictor
+        if predictor is None and self._load_error is not None:
+            raise self._load_error
         if predictor is None:
             raise ModelNotFound(
                 f"No local copy of '{self.ref}' is available: sync while online, or use a mode "
@@ -167,8 +170,8 @@ class Model:
             try:
                 self._predictor = Predictor(self.cache.load(version))
                 return
-            except ModelportError:
-                continue
+            except ModelportError as exc:
+                self._load_error = exc  # said when nothing else can answer
 
     def _sync_quietly(self) -> None:
         try:
@@ -201,13 +204,16 @@ class Model:
                 self.cache.remember_etag(response.headers.get("etag"))
             self._emit(SyncEvent("up_to_date", current.version if current else None))
             return current.version if current else None
-        data, signature = self.remote.download(
+        data, headers = self.remote.download(
             self.ref, lambda done, total: self._emit(SyncEvent("downloading", None, done, total))
         )
         downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
         if self.trust is not None:
-            self.trust.check(downloaded.manifest, signature)
-        manifest = self.cache.install(data, response.headers.get("etag"))
+            self.trust.check(downloaded.manifest, headers.get(SIGNATURE_HEADER))
+        encrypt = headers.get(ENCRYPTION_HEADER) is not None
+        if encrypt and self.cache.keys is not None and self.cache.keys.get(self.cache.name) is None:
+            self.cache.keys.put(self.cache.name, self.remote.model_key(self.ref))
+        manifest = self.cache.install(data, response.headers.get("etag"), encrypt=encrypt)
         self._predictor = Predictor(self.cache.load(manifest.version))  # one atomic swap
         self.stale = False
         self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))

@@ -12,6 +12,7 @@ from ..errors import ModelportError, Unavailable, error_for
 
 ERROR_CODE_HEADER = "x-modelport-error"
 SIGNATURE_HEADER = "x-modelport-signature"
+ENCRYPTION_HEADER = "x-modelport-encryption"
 FALLBACK_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -45,6 +46,11 @@ class Remote:
     def predict(self, ref: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/models/{ref}/predict", json={"rows": rows}).json()
 
+    def model_key(self, ref: str) -> bytes:
+        import base64
+
+        return base64.b64decode(self._call("GET", f"/api/v1/models/{ref}/key").json()["key"])
+
     def signing_key(self) -> str:
         return self._call("GET", "/api/v1/signing-key").json()["public_key"]
 
@@ -54,8 +60,8 @@ class Remote:
 
     def download(
         self, ref: str, progress: Callable[[int, int | None], None]
-    ) -> tuple[bytes, str | None]:
-        """The artifact bundle and its signature; a broken transfer raises, leaving nothing."""
+    ) -> tuple[bytes, httpx.Headers]:
+        """The artifact bundle and the response headers; a broken transfer raises, leaving nothing."""
         self._check_circuit()
         chunks, done = [], 0
         try:
@@ -71,7 +77,7 @@ class Remote:
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc
         self._failures = 0
-        return b"".join(chunks), response.headers.get(SIGNATURE_HEADER)
+        return b"".join(chunks), response.headers
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         self._check_circuit()

@@ -59,6 +59,16 @@ class StateRow(Base):
     value: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ModelKeyRow(Base):
+    """The AES key devices use to keep a model encrypted at rest (present = encryption on)."""
+
+    __tablename__ = "model_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class ApiKeyRow(Base):
     """An API key: only the SHA-256 of the secret is kept."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from ..config import Settings
 from ..errors import InvalidReference, ModelNotFound, ModelportError
 from ..refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 from .blobs import BlobStore
-from .db import AliasRow, ModelRow, StateRow, VersionRow, make_engine
+from .db import AliasRow, ModelKeyRow, ModelRow, StateRow, VersionRow, make_engine
 
 REGISTER_ATTEMPTS = 8
 GENERATION = "generation"
@@ -175,6 +176,28 @@ class Store:
                 self.blobs.delete(digest)
                 removed += 1
         return removed + self.blobs.remove_stale_temps()
+
+    def set_encryption(self, name: str, enabled: bool) -> bytes | None:
+        """Turn encryption at rest on devices on (creating the model's key) or off."""
+        from ..encryption import new_key
+
+        with self._session() as session:
+            self._versions(session, name)  # the model must exist
+            row = session.get(ModelKeyRow, name)
+            if not enabled:
+                if row is not None:
+                    session.delete(row)
+                return None
+            if row is None:
+                row = ModelKeyRow(name=name, key=base64.b64encode(new_key()).decode())
+                session.add(row)
+            return base64.b64decode(row.key)
+
+    def encryption_key(self, name: str) -> bytes | None:
+        """The model's at-rest key, or None when its downloads are not encrypted on devices."""
+        with self._session() as session:
+            row = session.get(ModelKeyRow, name)
+            return base64.b64decode(row.key) if row else None
 
     # -- reading -------------------------------------------------------------------------------
 

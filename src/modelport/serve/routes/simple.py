@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...errors import InvalidInput, InvalidParameter
+from ...encryption import ALGORITHM
+from ...errors import InvalidInput, InvalidParameter, NotFound
 from ...runtime.tabular import encode, to_columns
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import json_response, output_tensors, parse_json, plain, ref_for
 from ..metering import usage_totals
 
 SIGNATURE_HEADER = "X-Modelport-Signature"
+ENCRYPTION_HEADER = "X-Modelport-Encryption"
 
 
 @endpoint("simple_predict")
@@ -109,6 +112,7 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
             "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Model-Version": str(found.version),
             SIGNATURE_HEADER: ctx.signing.sign(found),
+            **await _encryption_header(ctx, found.name),
         },
     )
 
@@ -149,6 +153,25 @@ def _matches(request: Request, etag: str) -> bool:
     return etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
 
 
+@endpoint("model_key")
+async def model_key(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The key a device keeps an encrypted model with (API key required when keys exist)."""
+    ref = ref_for(request.path_params["ref"])
+    ctx.auth.check(request.headers, "predict", ref.name)
+    key = await asyncio.to_thread(ctx.store.encryption_key, ref.name)
+    if key is None:
+        raise NotFound(
+            f"Model '{ref.name}' is not encrypted at rest; turn it on with "
+            f"`modelport models encrypt {ref.name}`."
+        )
+    return json_response({"algorithm": ALGORITHM, "key": base64.b64encode(key).decode()})
+
+
+async def _encryption_header(ctx: ServerContext, name: str) -> dict[str, str]:
+    key = await asyncio.to_thread(ctx.store.encryption_key, name)
+    return {ENCRYPTION_HEADER: ALGORITHM} if key is not None else {}
+
+
 @endpoint("signing_key")
 async def signing_key(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The public key devices pin to verify downloaded models (not secret)."""
@@ -160,6 +183,7 @@ routes = [
     Route("/api/v1/models/{ref}/predict", predict, methods=["POST"]),
     Route("/api/v1/models/{ref}/manifest", manifest),
     Route("/api/v1/models/{ref}/artifact", artifact),
+    Route("/api/v1/models/{ref}/key", model_key),
     Route("/api/v1/usage", usage),
     Route("/api/v1/signing-key", signing_key),
 ]
