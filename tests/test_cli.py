@@ -69,6 +69,10 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
     assert json.loads(metadata["modelport.columns"])[1] == "monthly fee"
     refused = modelport("export", "churn", "-o", tmp_path / "plain.zip", check=False)
     assert refused.returncode == 1 and "without --bundle" in refused.stderr
+    modelport("export", "churn", "-o", tmp_path / "churn.ort", "--format", "ort")
+    assert ort.InferenceSession(str(tmp_path / "churn.ort")).get_inputs()[0].name == "age"
+    modelport("export", "churn", "-o", tmp_path / "churn-int8.onnx", "--variant", "int8")
+    assert ort.InferenceSession(str(tmp_path / "churn-int8.onnx")).get_outputs()[0].name == "label"
     modelport("export", "churn", "-o", tmp_path / "churn.zip", "--bundle")
     assert ModelArtifact.load(tmp_path / "churn.zip").manifest.version == 1
 

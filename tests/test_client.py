@@ -6,6 +6,7 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from modelport.client import CacheNotWritable, Client, ServerUnavailable
@@ -262,3 +263,35 @@ def test_encrypted_at_rest_and_decrypted_only_in_memory(setup, modelport, tmp_pa
         Client(None, cache_dir=other_device).model("lin", mode="local_only").predict(
             [{"a": 2, "b": 1}]
         )
+
+
+def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(setup, tmp_path):
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modelport.export.importers import import_file
+
+    server, store, cache = setup
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    mlp = make_pipeline(StandardScaler(), MLPClassifier((128, 128), max_iter=200, random_state=0))
+    joblib.dump(mlp.fit(X, y), tmp_path / "mlp.joblib")
+    X.to_csv(tmp_path / "sample.csv", index=False)
+    manifest = store.register(import_file(tmp_path / "mlp.joblib", "mlp", tmp_path / "sample.csv"))
+    report = manifest.variants["int8"]
+    assert report["size_bytes"] < report["fp32_size_bytes"] / 3 and report["recommended"]
+
+    client = Client(server.url, cache_dir=cache)
+    default = client.model("mlp", mode="local_only", update="latest")
+    rows = X.head(50)
+    assert default.predict(rows).version == 1
+    assert default._predictor.manifest.variant == "int8"
+    fp32 = Client(server.url, cache_dir=tmp_path / "fp32").model(
+        "mlp", mode="local_only", update="latest", variant="fp32"
+    )
+    agree = np.mean(
+        np.array(default.predict(rows).predictions) == np.array(fp32.predict(rows).predictions)
+    )
+    assert fp32._predictor.manifest.variant == "fp32" and agree >= 0.98

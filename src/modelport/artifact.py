@@ -63,6 +63,10 @@ class Manifest:
     library_versions: dict[str, str] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    variant: str = "fp32"
+    """Which graph this artifact holds: "fp32" (as trained) or a smaller one such as "int8"."""
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Other graphs of the same model: SHA-256, size and held-out score of each."""
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +88,22 @@ class Manifest:
                 "outputs, sha256 and size_bytes; re-export the model with modelport."
             ) from exc
 
+    def for_variant(self, name: str) -> Manifest:
+        """The manifest of one variant's graph (its hash and size in place of fp32's)."""
+        if name == self.variant:
+            return self
+        info = self.variants.get(name)
+        if info is None:
+            known = ", ".join([self.variant, *self.variants])
+            raise InvalidInput(f"Model '{self.name}' has no variant '{name}' (it has {known}).")
+        return dataclasses.replace(
+            self, sha256=info["sha256"], size_bytes=info["size_bytes"], variant=name, variants={}
+        )
+
+    def device_variant(self) -> str:
+        """What devices get by default: int8 when it is recommended, else the trained graph."""
+        return "int8" if self.variants.get("int8", {}).get("recommended") else self.variant
+
     @property
     def columns(self) -> list[str]:
         return [c.name for c in self.inputs]
@@ -99,6 +119,8 @@ class ModelArtifact:
 
     onnx: bytes
     manifest: Manifest
+    variants: dict[str, bytes] = field(default_factory=dict)
+    """Bytes of the graphs ``manifest.variants`` describes (e.g. "int8")."""
 
     @classmethod
     def create(cls, onnx: bytes, **manifest_fields: Any) -> ModelArtifact:
@@ -107,20 +129,36 @@ class ModelArtifact:
         return cls(onnx=onnx, manifest=manifest)
 
     def verify(self, origin: str = "the artifact") -> ModelArtifact:
-        """Raise IntegrityError unless the ONNX bytes match the manifest's SHA-256."""
-        actual = sha256_hex(self.onnx)
-        if actual != self.manifest.sha256:
-            raise IntegrityError(
-                f"The model file of {origin} is corrupted: its SHA-256 is {actual[:16]}..., but the "
-                f"manifest records {self.manifest.sha256[:16]}.... A model file must match its "
-                "recorded hash. Restore it from a backup or register the model again."
-            )
+        """Raise IntegrityError unless every graph matches the SHA-256 the manifest records."""
+        expected = {"": self.manifest.sha256} | {
+            name: info["sha256"]
+            for name, info in self.manifest.variants.items()
+            if name in self.variants
+        }
+        for name, digest in expected.items():
+            actual = sha256_hex(self.variants[name] if name else self.onnx)
+            if actual != digest:
+                raise IntegrityError(
+                    f"The {name + ' ' if name else ''}model file of {origin} is corrupted: its "
+                    f"SHA-256 is {actual[:16]}..., but the manifest records {digest[:16]}.... A "
+                    "model file must match its recorded hash. Restore it from a backup or "
+                    "register the model again."
+                )
         return self
+
+    def variant(self, name: str) -> ModelArtifact:
+        """The artifact of one variant: that graph, with the manifest's hash and size for it."""
+        if name == self.manifest.variant:
+            return self
+        manifest = self.manifest.for_variant(name)
+        return ModelArtifact(self.variants[name], manifest).verify(f"variant {name}")
 
     def to_dir(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         atomic_write(path / ONNX_NAME, self.onnx)
+        for name, onnx in self.variants.items():
+            atomic_write(path / f"model.{name}.onnx", onnx)
         atomic_write(path / MANIFEST_NAME, self.manifest.to_json().encode())
         return path
 
@@ -128,15 +166,19 @@ class ModelArtifact:
         """Write a single zip file holding ``model.onnx`` and ``manifest.json``."""
         path = Path(path)
         with atomic_writer(path) as handle, zipfile.ZipFile(handle, "w") as archive:
-            archive.writestr(MANIFEST_NAME, self.manifest.to_json())
-            archive.writestr(ONNX_NAME, self.onnx)
+            self._write_zip(archive)
         return path
+
+    def _write_zip(self, archive: zipfile.ZipFile) -> None:
+        archive.writestr(MANIFEST_NAME, self.manifest.to_json())
+        archive.writestr(ONNX_NAME, self.onnx)
+        for name, onnx in self.variants.items():
+            archive.writestr(f"model.{name}.onnx", onnx)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr(MANIFEST_NAME, self.manifest.to_json())
-            archive.writestr(ONNX_NAME, self.onnx)
+            self._write_zip(archive)
         return buffer.getvalue()
 
     @classmethod
@@ -147,12 +189,17 @@ class ModelArtifact:
             try:
                 onnx = (path / ONNX_NAME).read_bytes()
                 manifest = json.loads((path / MANIFEST_NAME).read_text())
+                variants = {
+                    name: (path / f"model.{name}.onnx").read_bytes()
+                    for name in manifest.get("variants", {})
+                    if (path / f"model.{name}.onnx").exists()
+                }
             except (OSError, json.JSONDecodeError) as exc:
                 raise InvalidInput(
                     f"{path} is not a modelport artifact directory ({exc}). It must hold "
                     f"{ONNX_NAME} and {MANIFEST_NAME}; create one with `modelport export --bundle`."
                 ) from exc
-            return cls(onnx, Manifest.from_dict(manifest)).verify(str(path))
+            return cls(onnx, Manifest.from_dict(manifest), variants).verify(str(path))
         try:
             return cls.from_bytes(path.read_bytes(), origin=str(path))
         except FileNotFoundError as exc:
@@ -164,9 +211,15 @@ class ModelArtifact:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 manifest = json.loads(archive.read(MANIFEST_NAME))
                 onnx = archive.read(ONNX_NAME)
+                names = set(archive.namelist())
+                variants = {
+                    name: archive.read(f"model.{name}.onnx")
+                    for name in manifest.get("variants", {})
+                    if f"model.{name}.onnx" in names
+                }
         except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
             raise InvalidInput(
                 f"{origin} is not a modelport artifact file ({exc}). An artifact file is a zip with "
                 f"{ONNX_NAME} and {MANIFEST_NAME}; create one with `modelport export --bundle`."
             ) from exc
-        return cls(onnx, Manifest.from_dict(manifest)).verify(origin)
+        return cls(onnx, Manifest.from_dict(manifest), variants).verify(origin)

@@ -147,21 +147,32 @@ def export(
     bundle: Annotated[
         bool, typer.Option("--bundle", help="Write the artifact zip (ONNX + manifest).")
     ] = False,
+    variant: Annotated[str, typer.Option(help="fp32 (as trained) or int8.")] = "fp32",
+    format: Annotated[str, typer.Option(help="onnx, or ort for ORT Mobile apps.")] = "onnx",
 ) -> None:
-    """Write a stored model as plain ONNX (any runtime loads it) or as an artifact bundle."""
+    """Write a stored model as plain ONNX (any runtime loads it), ORT format, or a bundle."""
     if output.is_dir():
         raise InvalidParameter(f"--output {output} is a directory; give a file path.")
-    if not bundle and output.suffix.lower() == ".zip":
+    if format not in ("onnx", "ort"):
+        raise InvalidParameter(f"--format must be 'onnx' or 'ort', not '{format}'.")
+    if not bundle and format == "onnx" and output.suffix.lower() == ".zip":
         raise InvalidParameter(
             f"--output {output} ends in .zip, but without --bundle the file is plain ONNX. Add "
             "--bundle for the artifact zip, or name the file .onnx."
         )
-    artifact = open_store().get(ref)
+    artifact = open_store().get(ref).variant(variant)
     if bundle:
         artifact.to_file(output)
+    elif format == "ort":
+        from ..export.ort_format import to_ort
+
+        atomic_write(output, to_ort(artifact.onnx))
     else:
         atomic_write(output, artifact.onnx)
-    kind = "artifact bundle" if bundle else "ONNX model"
+    kind = (
+        "artifact bundle" if bundle else ("ORT-format model" if format == "ort" else "ONNX model")
+    )
     console.print(
-        f"Wrote {artifact.manifest.name}:{artifact.manifest.version} as {kind} to {output}"
+        f"Wrote {artifact.manifest.name}:{artifact.manifest.version} ({variant}, "
+        f"{output.stat().st_size:,} bytes) as {kind} to {output}"
     )

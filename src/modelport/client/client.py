@@ -62,8 +62,9 @@ class Client:
         mode: str = "prefer_local",
         update: str = "background",
         on_sync: Callable[[SyncEvent], None] | None = None,
+        variant: str | None = None,
     ) -> Model:
-        """A model by reference (``name``, ``name:3``, ``name@production``)."""
+        """A model by reference (``name``, ``name:3``, ``name@production``); see :class:`Model`."""
         parsed = ModelRef.parse(ref)
         return Model(
             str(parsed),
@@ -73,6 +74,7 @@ class Client:
             update,
             on_sync,
             self.trust,
+            variant,
         )
 
     def close(self) -> None:

@@ -55,6 +55,8 @@ class Model:
             the cached copy now, fetch a newer one in a background thread for the next calls) or
             "latest" (fetch before the first prediction; offline, the cached copy answers and
             results say ``stale=True``).
+        variant: "fp32", "int8", or None for the server's device default (int8 when it is
+            meaningfully smaller and loses at most one point, else fp32).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Model:
         update: str,
         on_sync: Callable[[SyncEvent], None] | None = None,
         trust: Trust | None = None,
+        variant: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise InvalidParameter(f"mode must be one of {', '.join(MODES)}, not '{mode}'.")
@@ -82,6 +85,7 @@ class Model:
         self.update = update
         self.on_sync = on_sync
         self.trust = trust
+        self.variant = variant
         self.stale = False
         self._predictor: Predictor | None = None
         self._load_error: ModelportError | None = None
@@ -192,7 +196,8 @@ class Model:
             self._load_cached()  # a copy on disk from an earlier run counts as current
         self._emit(SyncEvent("checking"))
         state = self.cache.state()
-        response = self.remote.manifest(self.ref, state.etag if self._predictor else None)
+        etag = state.etag if self._predictor else None
+        response = self.remote.manifest(self.ref, etag, self.variant)
         current = self._predictor.manifest if self._predictor else None
         if response.status_code == 304 or (
             current is not None
@@ -205,7 +210,9 @@ class Model:
             self._emit(SyncEvent("up_to_date", current.version if current else None))
             return current.version if current else None
         data, headers = self.remote.download(
-            self.ref, lambda done, total: self._emit(SyncEvent("downloading", None, done, total))
+            self.ref,
+            lambda done, total: self._emit(SyncEvent("downloading", None, done, total)),
+            self.variant,
         )
         downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
         if self.trust is not None:

@@ -54,18 +54,22 @@ class Remote:
     def signing_key(self) -> str:
         return self._call("GET", "/api/v1/signing-key").json()["public_key"]
 
-    def manifest(self, ref: str, etag: str | None) -> httpx.Response:
+    def manifest(self, ref: str, etag: str | None, variant: str | None = None) -> httpx.Response:
         headers = {"If-None-Match": etag} if etag else {}
-        return self._call("GET", f"/api/v1/models/{ref}/manifest", headers=headers)
+        params = {"variant": variant} if variant else None
+        return self._call("GET", f"/api/v1/models/{ref}/manifest", headers=headers, params=params)
 
     def download(
-        self, ref: str, progress: Callable[[int, int | None], None]
+        self, ref: str, progress: Callable[[int, int | None], None], variant: str | None = None
     ) -> tuple[bytes, httpx.Headers]:
         """The artifact bundle and the response headers; a broken transfer raises, leaving nothing."""
         self._check_circuit()
         chunks, done = [], 0
         try:
-            with self.http.stream("GET", f"/api/v1/models/{ref}/artifact") as response:
+            params = {"variant": variant} if variant else None
+            with self.http.stream(
+                "GET", f"/api/v1/models/{ref}/artifact", params=params
+            ) as response:
                 self._raise_for_status(response, read=True)
                 total = int(response.headers.get("content-length", 0)) or None
                 for chunk in response.iter_bytes():

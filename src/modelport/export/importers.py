@@ -18,6 +18,7 @@ from ..runtime import Predictor
 from ..train.versions import library_versions
 from . import onnx_graph, parity
 from .convert import Converted, describe_graph, sklearn_to_onnx
+from .quantize import int8_variant
 from .thresholds import align_lightgbm
 
 PICKLE_SUFFIXES = {".joblib", ".pkl", ".pickle"}
@@ -212,6 +213,10 @@ def _checked_artifact(
     else:
         report = parity.check_regressor(expected, onnx, what)
     artifact.manifest.source["parity"] = report.to_dict()
+    # the int8 variant is scored by agreement with the original model on the sample
+    variant = int8_variant(artifact, rows, np.asarray(expected))
+    artifact.manifest.variants = {"int8": variant.report}
+    artifact.variants = {"int8": variant.onnx}
     return artifact
 
 

@@ -92,6 +92,8 @@ class Store:
         for alias in aliases:
             _check_settable(alias)
         self.blobs.put(artifact.onnx)
+        for onnx in artifact.variants.values():
+            self.blobs.put(onnx)
         for attempt in range(REGISTER_ATTEMPTS):
             try:
                 return self._insert_version(artifact.manifest, name, aliases)
@@ -163,13 +165,25 @@ class Store:
                     )
                 )
                 session.delete(rows[0])
-        self.collect_garbage({row.sha256 for row in rows})
+        self.collect_garbage(
+            {
+                digest
+                for row in rows
+                for digest in [
+                    row.sha256,
+                    *(v["sha256"] for v in row.manifest.get("variants", {}).values()),
+                ]
+            }
+        )
         return [row.version for row in rows]
 
     def collect_garbage(self, candidates: set[str] | None = None) -> int:
         """Remove files no version refers to (all files, or only ``candidates``)."""
         with self._session() as session:
-            used = set(session.scalars(select(VersionRow.sha256)))
+            used = set()
+            for digest, manifest in session.execute(select(VersionRow.sha256, VersionRow.manifest)):
+                used.add(digest)
+                used.update(info["sha256"] for info in manifest.get("variants", {}).values())
         removed = 0
         for digest in candidates if candidates is not None else set(self.blobs.digests()):
             if digest not in used:
@@ -209,8 +223,13 @@ class Store:
     def get(self, ref: str) -> ModelArtifact:
         """The artifact ``ref`` resolves to, its SHA-256 verified."""
         manifest = self.manifest(ref)
-        onnx = self.blobs.get(manifest.sha256, origin=f"{manifest.name}:{manifest.version}")
-        return ModelArtifact(onnx, manifest)
+        origin = f"{manifest.name}:{manifest.version}"
+        onnx = self.blobs.get(manifest.sha256, origin=origin)
+        variants = {
+            name: self.blobs.get(info["sha256"], origin=f"{origin} ({name})")
+            for name, info in manifest.variants.items()
+        }
+        return ModelArtifact(onnx, manifest, variants)
 
     def versions(self, name: str) -> list[Manifest]:
         with self._session() as session:

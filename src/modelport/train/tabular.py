@@ -17,6 +17,7 @@ from ..data import tabular as data
 from ..errors import ExportError, InvalidParameter, ModelportError, SchemaMismatch
 from ..export import parity
 from ..export.convert import sklearn_to_onnx
+from ..export.quantize import int8_variant
 from ..runtime import Predictor
 from ..runtime.tabular import encode_column
 from .leaderboard import LeaderboardRow, snapshot
@@ -276,6 +277,8 @@ class TabularAutoML:
         if self.classes_ is not None:
             predicted = np.searchsorted(self.classes_, predicted.astype(self.classes_.dtype))
         self.metrics_ = test_scores(self.task_, y_test, predicted, result.probabilities)
+        truth = self.classes_[y_test] if self.classes_ is not None else y_test
+        self.int8_ = int8_variant(self.onnx_artifact_, X_test, truth)
 
     def _fitted(self, automl: Any, learner: str, matrix: np.ndarray, y: np.ndarray) -> Any:
         if learner == automl.best_estimator:
@@ -364,7 +367,8 @@ class TabularAutoML:
                 "note": self.fallback_reason_,
             },
         )
-        return ModelArtifact(self.onnx_artifact_.onnx, manifest)
+        manifest.variants = {"int8": self.int8_.report}
+        return ModelArtifact(self.onnx_artifact_.onnx, manifest, {"int8": self.int8_.onnx})
 
 
 def encoded_frame(columns: list[ColumnSpec], frame: pd.DataFrame) -> pd.DataFrame:

@@ -74,9 +74,11 @@ async def list_models(ctx: ServerContext, request: Request, call: Call) -> Respo
 
 @endpoint("manifest")
 async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The manifest devices sync against; ``?variant=int8|fp32`` (default: the device default)."""
     ref = ref_for(request.path_params["ref"])
     ctx.auth.check(request.headers, "predict", ref.name)
     found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    found = found.for_variant(request.query_params.get("variant") or found.device_variant())
     etag = f'"{found.sha256}-{found.version}"'
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -87,23 +89,22 @@ async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response
 
 @endpoint("artifact")
 async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response:
-    """The artifact zip (ONNX + manifest) for offline use; ``?format=onnx`` for plain ONNX."""
+    """The artifact zip for offline use (``?variant=``), or ``?format=onnx`` for plain ONNX."""
     ref = ref_for(request.path_params["ref"])
     ctx.auth.check(request.headers, "predict", ref.name)
     plain_onnx = request.query_params.get("format") == "onnx"
     found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    found = found.for_variant(request.query_params.get("variant") or found.device_variant())
     etag = f'"{found.sha256}-{found.version}{"-onnx" if plain_onnx else ""}"'
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     stored = await asyncio.to_thread(ctx.store.get, f"{found.name}:{found.version}")
+    chosen = stored.variant(found.variant)
     if plain_onnx:
-        body, media, filename = stored.onnx, "application/octet-stream", f"{found.name}.onnx"
+        body, media, filename = chosen.onnx, "application/octet-stream", f"{found.name}.onnx"
     else:
-        body, media, filename = (
-            await asyncio.to_thread(stored.to_bytes),
-            "application/zip",
-            f"{found.name}-{found.version}.zip",
-        )
+        body = await asyncio.to_thread(chosen.to_bytes)
+        media, filename = "application/zip", f"{found.name}-{found.version}-{found.variant}.zip"
     return Response(
         body,
         media_type=media,
