@@ -126,15 +126,21 @@ def variants_table(automl: TabularAutoML, X, y, row: dict) -> None:
     numeric = [c for c in X.columns if X[c].dtype.kind in "fi"]
     text = [c for c in X.columns if c not in numeric]
     mlp = make_pipeline(
-        ColumnTransformer([("n", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
-                           ("t", OneHotEncoder(handle_unknown="ignore"), text)]),
+        ColumnTransformer(
+            [
+                ("n", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
+                ("t", OneHotEncoder(handle_unknown="ignore"), text),
+            ]
+        ),
         MLPClassifier((256, 128), max_iter=60, random_state=0),
     ).fit(X_train, y_train)
     work = Path(tempfile.mkdtemp(prefix="modelport-variants-"))
     joblib.dump(mlp, work / "mlp.joblib")
     X_test.head(500).to_csv(work / "sample.csv", index=False)
-    models = {"LightGBM (AutoML)": automl.to_artifact("adult"),
-              "MLP 256-128": import_file(work / "mlp.joblib", "mlp", work / "sample.csv")}
+    models = {
+        "LightGBM (AutoML)": automl.to_artifact("adult"),
+        "MLP 256-128": import_file(work / "mlp.joblib", "mlp", work / "sample.csv"),
+    }
     truth = y_test.astype(str).to_numpy()
     print("| model | variant | size KB | 1-row p50 µs | accuracy (held out) | recommended |")
     print("|---|---|---|---|---|---|")
@@ -143,7 +149,9 @@ def variants_table(automl: TabularAutoML, X, y, row: dict) -> None:
             predictor = Predictor(artifact.variant(name))
             p50, _ = percentiles(lambda p=predictor: p.predict([row]), runs=1000)
             accuracy = float(np.mean(predictor.predict(X_test).predictions.astype(str) == truth))
-            recommended = artifact.manifest.variants["int8"]["recommended"] if name == "int8" else ""
+            recommended = (
+                artifact.manifest.variants["int8"]["recommended"] if name == "int8" else ""
+            )
             size = predictor.manifest.size_bytes / 1024
             print(f"| {label} | {name} | {size:.1f} | {p50:.0f} | {accuracy:.4f} | {recommended} |")
     shutil.rmtree(work, ignore_errors=True)

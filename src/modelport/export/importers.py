@@ -215,8 +215,9 @@ def _checked_artifact(
     artifact.manifest.source["parity"] = report.to_dict()
     # the int8 variant is scored by agreement with the original model on the sample
     variant = int8_variant(artifact, rows, np.asarray(expected))
-    artifact.manifest.variants = {"int8": variant.report}
-    artifact.variants = {"int8": variant.onnx}
+    if variant is not None:
+        artifact.manifest.variants = {"int8": variant.report}
+        artifact.variants = {"int8": variant.onnx}
     return artifact
 
 

@@ -31,8 +31,8 @@ class Variant:
     report: dict[str, Any]
 
 
-def int8_variant(artifact: ModelArtifact, rows: Any, truth: np.ndarray) -> Variant:
-    """Quantise ``artifact``'s graph and score both versions on ``rows``."""
+def int8_variant(artifact: ModelArtifact, rows: Any, truth: np.ndarray) -> Variant | None:
+    """Quantise ``artifact``'s graph and score both versions on ``rows`` (None: not possible)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="modelport-int8-") as tmp:
@@ -41,6 +41,8 @@ def int8_variant(artifact: ModelArtifact, rows: Any, truth: np.ndarray) -> Varia
         logging.disable(logging.WARNING)  # it advises a pre-processing step tabular graphs lack
         try:
             quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        except Exception:  # e.g. graphs of ai.onnx.ml operators only: nothing to quantise
+            return None
         finally:
             logging.disable(logging.NOTSET)
         int8 = target.read_bytes()

@@ -367,6 +367,8 @@ class TabularAutoML:
                 "note": self.fallback_reason_,
             },
         )
+        if self.int8_ is None:
+            return ModelArtifact(self.onnx_artifact_.onnx, manifest)
         manifest.variants = {"int8": self.int8_.report}
         return ModelArtifact(self.onnx_artifact_.onnx, manifest, {"int8": self.int8_.onnx})
 
