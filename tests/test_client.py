@@ -295,3 +295,11 @@ def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(setup, tmp_
         np.array(default.predict(rows).predictions) == np.array(fp32.predict(rows).predictions)
     )
     assert fp32._predictor.manifest.variant == "fp32" and agree >= 0.98
+
+
+def test_an_unresolvable_server_falls_back_to_the_cached_copy(setup):
+    server, _, cache = setup
+    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
+    lost = Client("http://modelport-test.invalid:9", cache_dir=cache, timeout=2)
+    result = lost.model("lin", mode="prefer_remote", update="local").predict([{"a": 1, "b": 1}])
+    assert (result.served_by, result.predictions) == ("local", [2.0])

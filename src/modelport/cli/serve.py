@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -183,14 +182,9 @@ def usage(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Requests, rows, errors, compute time and cost per key and model."""
-    from ..serve.metering import usage_totals
+    from ..serve.metering import parse_since, usage_totals
 
-    try:
-        start = datetime.fromisoformat(since) if since else None
-    except ValueError:
-        raise InvalidParameter(
-            f"--since must be an ISO date such as 2026-11-01, not '{since}'."
-        ) from None
+    start = parse_since(since)
     price = Settings().price_per_1000
     totals = usage_totals(open_store().engine, price, key, start)
     if json_output:

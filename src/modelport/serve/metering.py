@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from ..errors import InvalidParameter
 from ..store.db import ApiKeyRow, UsageRow
 
 Bucket = tuple[datetime, str | None, str, int]
@@ -53,6 +54,19 @@ class Meter:
                 for (minute, key_id, model, status), t in buffer.items()
             )
         return len(buffer)
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """An ISO date or time (UTC unless it says otherwise), or a clear 400."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(
+            f"'since' must be an ISO date such as 2026-11-30 or 2026-11-30T08:00, not {text!r}."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ...encryption import ALGORITHM
-from ...errors import InvalidInput, InvalidParameter, NotFound
+from ...errors import InvalidInput, NotFound
 from ...runtime.tabular import encode, to_columns
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import json_response, output_tensors, parse_json, plain, ref_for
-from ..metering import usage_totals
+from ..metering import parse_since, usage_totals
 
 SIGNATURE_HEADER = "X-Modelport-Signature"
 ENCRYPTION_HEADER = "X-Modelport-Encryption"
@@ -121,13 +120,7 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
 @endpoint("usage")
 async def usage(ctx: ServerContext, request: Request, call: Call) -> Response:
     ctx.auth.check(request.headers, "admin")
-    since_text = request.query_params.get("since")
-    try:
-        since = datetime.fromisoformat(since_text) if since_text else None
-    except ValueError:
-        raise InvalidParameter(
-            f"'since' must be an ISO date such as 2026-11-30 or 2026-11-30T08:00, not {since_text!r}."
-        ) from None
+    since = parse_since(request.query_params.get("since"))
     await asyncio.to_thread(ctx.meter.flush)
     totals = await asyncio.to_thread(
         usage_totals,
