@@ -303,3 +303,70 @@ def test_an_unresolvable_server_falls_back_to_the_cached_copy(setup):
     lost = Client("http://modelport-test.invalid:9", cache_dir=cache, timeout=2)
     result = lost.model("lin", mode="prefer_remote", update="local").predict([{"a": 1, "b": 1}])
     assert (result.served_by, result.predictions) == ("local", [2.0])
+
+
+@pytest.mark.parametrize("fault", ["delay", "drop"])
+def test_a_slow_or_dropping_server_falls_back_to_the_cached_copy(setup, fault):
+    from .proxy import FlakyProxy
+
+    server, _, cache = setup
+    proxy = FlakyProxy(server.port)
+    try:
+        model = Client(proxy.url, cache_dir=cache, timeout=0.5).model(
+            "lin", mode="prefer_remote", update="latest"
+        )
+        assert model.predict([{"a": 1, "b": 1}]).served_by == "remote"
+        proxy.mode = fault
+        started = time.monotonic()
+        result = model.predict([{"a": 1, "b": 1}])
+        assert (result.served_by, result.predictions) == ("local", [2.0])
+        assert time.monotonic() - started < 2.0  # the timeout, not the server, decided
+        proxy.mode = "pass"
+        assert model.predict([{"a": 1, "b": 1}]).served_by == "remote"
+    finally:
+        proxy.close()
+
+
+def test_background_updates_arrive_without_a_restart(setup):
+    server, store, cache = setup
+    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    events = []
+    model = Client(server.url, cache_dir=cache).model(
+        "lin", mode="local_only", update="background", on_sync=events.append
+    )
+    first = model.predict([{"a": 1, "b": 1}])  # answers at once from the cached copy
+    deadline = time.monotonic() + 10
+    while not any(e.state == "installed" for e in events):
+        assert time.monotonic() < deadline, f"no background install: {events}"
+        time.sleep(0.05)
+    assert first.version == 1 and model.predict([{"a": 1, "b": 1}]).version == 2
+
+
+def test_a_revoked_key_stops_updates_but_not_the_cached_model(tmp_path):
+    from modelport.errors import Unauthorized
+    from modelport.serve.keys import KeyStore
+
+    home = tmp_path / "home"
+    store = churn_store(home)
+    keys = KeyStore(store.engine)
+    info, secret = keys.create("phone")
+    server = Server(home)
+    try:
+        model = Client(server.url, api_key=secret, cache_dir=tmp_path / "cache").model(
+            "lin", mode="prefer_local", update="latest"
+        )
+        assert model.predict([{"a": 1, "b": 1}]).served_by == "local"
+        keys.revoke(info.id)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                model.sync()
+            except Unauthorized as exc:
+                assert "revoked" in str(exc)
+                break
+            assert time.monotonic() < deadline, "the revoked key still syncs"
+            time.sleep(0.2)
+        assert model.predict([{"a": 1, "b": 1}]).predictions == [2.0]
+    finally:
+        server.stop()
