@@ -34,7 +34,7 @@ class ModelRef:
             check_alias(alias)
         elif ":" in text:
             name, number = text.split(":", 1)
-            if not number.isdigit() or int(number) < 1:
+            if not (number.isascii() and number.isdigit()) or not 1 <= int(number) < 10**9:
                 raise InvalidReference(
                     f"Model reference '{text}' has version '{number}', but a version is a whole "
                     f"number from 1. Write '{name}:1', '{name}@production' or just '{name}'."

@@ -1,4 +1,4 @@
-"""Ed25519 signatures over what identifies an artifact: its name, version and SHA-256.
+"""Ed25519 signatures over an artifact's whole manifest (which carries its graph's SHA-256).
 
 The server signs every model it hands out; devices verify with a public key they pinned, so a
 tampered file (caught by the SHA-256) and a forged manifest (caught by the signature) are both
@@ -8,6 +8,8 @@ rejected. The private key never leaves the server's home directory (file mode 06
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -19,9 +21,10 @@ DOMAIN = b"modelport-artifact-v1"
 
 
 def message(manifest: Manifest) -> bytes:
-    return b"\n".join(
-        [DOMAIN, manifest.name.encode(), str(manifest.version).encode(), manifest.sha256.encode()]
-    )
+    """What is signed: the SHA-256 of the canonical manifest JSON, which holds the graph's SHA-256,
+    so labels, schema and outputs are covered as well as the bytes."""
+    canonical = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    return DOMAIN + b"\n" + hashlib.sha256(canonical.encode()).hexdigest().encode()
 
 
 class SigningKey:

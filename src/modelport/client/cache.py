@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from .keys import KeyStore
 
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(directory: Path) -> threading.Lock:
+    """One lock per cache directory, shared by every ModelCache of that model in this process."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(directory.resolve(), threading.Lock())
+
+
 @dataclass
 class CacheState:
     current: int | None = None
@@ -37,7 +47,7 @@ class ModelCache:
         self.dir = Path(root) / name
         self.name = name
         self.keys = keys
-        self._lock = threading.Lock()
+        self._lock = _lock_for(self.dir)
 
     def state(self) -> CacheState:
         try:

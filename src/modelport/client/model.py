@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..artifact import ModelArtifact
-from ..errors import InvalidParameter, ModelNotFound, ModelportError
+from ..errors import IntegrityError, InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns
 from .cache import ModelCache
@@ -215,8 +215,15 @@ class Model:
             self.variant,
         )
         downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
+        got, expected = downloaded.manifest, response.json().get("version")
+        if (got.name, got.version) != (self.cache.name, expected):
+            raise IntegrityError(
+                f"Asked for {self.ref} (version {expected}) but received {got.name}:"
+                f"{got.version}; the download is rejected."
+            )
         if self.trust is not None:
-            self.trust.check(downloaded.manifest, headers.get(SIGNATURE_HEADER))
+            self.trust.check(got, headers.get(SIGNATURE_HEADER))
+        Predictor(downloaded)  # a graph this device cannot load never becomes current
         encrypt = headers.get(ENCRYPTION_HEADER) is not None
         if encrypt and self.cache.keys is not None and self.cache.keys.get(self.cache.name) is None:
             self.cache.keys.put(self.cache.name, self.remote.model_key(self.ref))

@@ -76,7 +76,9 @@ class Remote:
                     chunks.append(chunk)
                     done += len(chunk)
                     progress(done, total)
-                if total is not None and done != total:
+                # Content-Length counts the encoded bytes: compare only unencoded bodies
+                encoded = "content-encoding" in response.headers
+                if total is not None and done != total and not encoded:
                     raise ServerUnavailable(f"The download stopped after {done} of {total} bytes.")
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc

@@ -112,7 +112,7 @@ async def _refresh(ctx: ServerContext) -> None:
 
 
 async def _flush(ctx: ServerContext) -> None:
-    await asyncio.to_thread(ctx.meter.flush)
+    await ctx.flush_usage()
 
 
 async def _every(seconds: float, job, ctx: ServerContext) -> None:  # type: ignore[no-untyped-def]

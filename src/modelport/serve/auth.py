@@ -18,16 +18,19 @@ class Authenticator:
         self.keys = keys
         self.allow_anonymous = allow_anonymous
         self._by_hash: dict[str, KeyInfo] = {}
+        self._keys_exist = False
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, last refill)
 
     def reload(self) -> None:
         """Re-read the key table (new keys and revocations take effect within a poll interval)."""
         self._by_hash = self.keys.active()
+        self._keys_exist = self._keys_exist or self.keys.any()
 
     @property
     def required(self) -> bool:
-        """Keys are required once any exists, unless anonymous access was allowed."""
-        return bool(self._by_hash) and not self.allow_anonymous
+        """Keys are required once any was created (revoking the last one does not open the
+        server), unless anonymous access was allowed."""
+        return self._keys_exist and not self.allow_anonymous
 
     def check(
         self, headers: Mapping[str, str], scope: str, model: str | None = None
@@ -35,7 +38,7 @@ class Authenticator:
         """The caller's key, or None for an allowed anonymous call; raises 401/403/429."""
         secret = _secret(headers)
         if secret is None:
-            if self.required:
+            if self.required or (scope == "admin" and self.allow_anonymous):
                 raise Unauthorized(
                     "This server needs an API key: send the header 'Authorization: Bearer <key>'. "
                     "An administrator creates keys with `modelport keys create NAME`."

@@ -3,6 +3,7 @@ wrapper that gives every route the same error mapping, metrics, usage records an
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -67,6 +68,15 @@ class ServerContext:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def flush_usage(self) -> None:
+        """Write buffered usage; the buffer is swapped here, on the loop, where requests record."""
+        batch = self.meter.take()
+        try:
+            await asyncio.to_thread(self.meter.write, batch)
+        except Exception:
+            self.meter.give_back(batch)  # written with the next flush
+            raise
 
     def check_rows(self, rows: int) -> None:
         if rows > self.settings.max_batch_rows:

@@ -117,6 +117,11 @@ class KeyStore:
             rows[0].revoked = datetime.now(UTC)
             return _info(rows[0])
 
+    def any(self) -> bool:
+        """Whether any key was ever created (revoked ones included)."""
+        with Session(self.engine) as session:
+            return session.scalars(select(ApiKeyRow.id).limit(1)).first() is not None
+
     def active(self) -> dict[str, KeyInfo]:
         """Active keys by the SHA-256 of their secret."""
         with Session(self.engine) as session:

@@ -35,11 +35,15 @@ class Meter:
         totals[1] += rows
         totals[2] += seconds
 
-    def flush(self) -> int:
-        """Write what is buffered (call from a worker thread); returns the records written."""
-        buffer, self._buffer = self._buffer, defaultdict(lambda: [0, 0, 0.0])
-        if not buffer:
-            return 0
+    def take(self) -> dict[Bucket, list[float]]:
+        """Hand over what is buffered (call on the event loop, where ``record`` runs)."""
+        batch, self._buffer = self._buffer, defaultdict(lambda: [0, 0, 0.0])
+        return batch
+
+    def write(self, batch: dict[Bucket, list[float]]) -> None:
+        """Write a batch from :meth:`take` (in a worker thread); raises if the database fails."""
+        if not batch:
+            return
         with Session(self.engine) as session, session.begin():
             session.add_all(
                 UsageRow(
@@ -51,9 +55,24 @@ class Meter:
                     rows=int(t[1]),
                     compute_seconds=t[2],
                 )
-                for (minute, key_id, model, status), t in buffer.items()
+                for (minute, key_id, model, status), t in batch.items()
             )
-        return len(buffer)
+
+    def give_back(self, batch: dict[Bucket, list[float]]) -> None:
+        """Return an unwritten batch to the buffer, so no usage is lost (event loop)."""
+        for bucket, totals in batch.items():
+            mine = self._buffer[bucket]
+            for i, value in enumerate(totals):
+                mine[i] += value
+
+    def flush(self) -> None:
+        """Take and write in one go (for a stopped server, where nothing records meanwhile)."""
+        batch = self.take()
+        try:
+            self.write(batch)
+        except Exception:
+            self.give_back(batch)
+            raise
 
 
 def parse_since(text: str | None) -> datetime | None:
@@ -66,7 +85,7 @@ def parse_since(text: str | None) -> datetime | None:
         raise InvalidParameter(
             f"'since' must be an ISO date such as 2026-11-30 or 2026-11-30T08:00, not {text!r}."
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass

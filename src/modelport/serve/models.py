@@ -109,28 +109,34 @@ class ModelManager:
         """Follow the store: swap in new versions, drop deleted ones, unload idle ones."""
         generation = await asyncio.to_thread(self.store.generation)
         if generation != self.generation:
-            self.generation = generation
-            for ref, current in list(self._by_ref.items()):
-                await self._follow(ref, current)
+            followed = [
+                await self._follow(ref, current) for ref, current in list(self._by_ref.items())
+            ]
+            if all(followed):  # otherwise the next poll tries again
+                self.generation = generation
         self._unload_idle()
         self._forget_unreferenced()
 
-    async def _follow(self, ref: str, current: LoadedModel) -> None:
+    async def _follow(self, ref: str, current: LoadedModel) -> bool:
+        """Point ``ref`` at what it resolves to now; False if that could not be done."""
         try:
             manifest = await asyncio.to_thread(self.store.manifest, ref)
         except ModelNotFound:
             self._by_ref.pop(ref, None)
-            return
-        except ModelportError as exc:
-            log.error("cannot re-resolve %s: %s", ref, exc.message)
-            return
+            return True
+        except Exception as exc:  # a database hiccup: keep serving, retry at the next poll
+            log.error("cannot re-resolve %s: %s", ref, exc)
+            return False
         if (manifest.name, manifest.version) == current.key:
-            return
+            return True
+        if (manifest.name, manifest.version or 0) in self.failures:
+            return True  # a file that failed to load will not load on retry: keep the old one
         try:
             self._by_ref[ref] = await self._load_version(manifest)
             log.info("%s now serves version %s", ref, manifest.version)
+            return True
         except ModelportError:
-            pass  # logged in _load_version; the old version keeps serving
+            return False  # logged in _load_version; the old version keeps serving
 
     def _unload_idle(self) -> None:
         if self.settings.unload_after <= 0:

@@ -50,7 +50,9 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """Parse a JSON or JSON+binary inference request; every problem is an InvalidInput (400)."""
     json_part, binary = body, b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(
+            body
+        ):
             raise InvalidInput(
                 f"Inference-Header-Content-Length is {header_length!r}, but the body has "
                 f"{len(body)} bytes. It must give the length of the JSON part."
@@ -75,7 +77,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             f"binary_data_size add up to {offset}."
         )
     outputs = request.get("outputs")
-    parameters = request.get("parameters") or {}
+    parameters = _params(request)
     names, binary_outputs = None, {}
     if isinstance(outputs, list):
         names = []
@@ -83,7 +85,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise InvalidInput('Each requested output is an object with a "name".')
             names.append(item["name"])
-            flag = (item.get("parameters") or {}).get("binary_data")
+            flag = _params(item).get("binary_data")
             if flag is not None:
                 binary_outputs[item["name"]] = bool(flag)
     request_id = request.get("id")
@@ -103,12 +105,12 @@ def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarra
     shape, datatype = item.get("shape"), item.get("datatype")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidInput(f"Input '{name}' needs a shape: a list of non-negative integers.")
-    if datatype != "BYTES" and datatype not in DTYPES:
+    if not isinstance(datatype, str) or (datatype != "BYTES" and datatype not in DTYPES):
         raise InvalidInput(
             f"Input '{name}' has datatype {datatype!r}; use one of BYTES, {', '.join(DTYPES)}."
         )
     count = math.prod(shape)
-    size = (item.get("parameters") or {}).get("binary_data_size")
+    size = _params(item).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidInput(
@@ -134,6 +136,13 @@ def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarra
     return name, array.reshape(shape), used
 
 
+def _params(item: dict[str, Any]) -> dict[str, Any]:
+    parameters = item.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput('"parameters" must be a JSON object of names to values.')
+    return parameters
+
+
 def _raw_numbers(name: str, raw: bytes, dtype: np.dtype[Any]) -> np.ndarray:
     if len(raw) % dtype.itemsize:
         raise InvalidInput(
@@ -157,6 +166,8 @@ def _bytes_elements(name: str, raw: bytes) -> np.ndarray:
 
 
 def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:
+    if not isinstance(data, list):
+        raise InvalidInput(f"Input '{name}' needs its data as a JSON list.")
     if datatype == "BYTES":
         flat = data if data and isinstance(data[0], str) else np.array(data, dtype=object).ravel()
         if not all(isinstance(v, str) for v in flat):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,17 @@ class BlobStore:
     def put(self, data: bytes) -> str:
         digest = sha256_hex(data)
         target = self.path(digest)
-        if not target.exists():
+        if target.exists():
+            os.utime(target)  # fresh again: garbage collection leaves young files alone
+        else:
             atomic_write(target, data)
         return digest
+
+    def is_young(self, sha256: str, seconds: float = STALE_TEMP_SECONDS) -> bool:
+        try:
+            return self.path(sha256).stat().st_mtime > time.time() - seconds
+        except FileNotFoundError:
+            return False
 
     def get(self, sha256: str, origin: str) -> bytes:
         try:

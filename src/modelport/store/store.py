@@ -91,16 +91,22 @@ class Store:
         name = check_name(name or artifact.manifest.name)
         for alias in aliases:
             _check_settable(alias)
-        self.blobs.put(artifact.onnx)
-        for onnx in artifact.variants.values():
-            self.blobs.put(onnx)
+        self._put_files(artifact)
         for attempt in range(REGISTER_ATTEMPTS):
             try:
-                return self._insert_version(artifact.manifest, name, aliases)
+                stored = self._insert_version(artifact.manifest, name, aliases)
+                # a delete of the last version with the same bytes may have removed the file
+                # between our write and our commit: write it again
+                self._put_files(artifact)
+                return stored
             except DBIntegrityError:  # another writer took the number first (PostgreSQL)
                 if attempt == REGISTER_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def _put_files(self, artifact: ModelArtifact) -> None:
+        for onnx in (artifact.onnx, *artifact.variants.values()):
+            self.blobs.put(onnx)
 
     def _insert_version(self, manifest: Manifest, name: str, aliases: tuple[str, ...]) -> Manifest:
         with self._change() as session:
@@ -186,7 +192,8 @@ class Store:
                 used.update(info["sha256"] for info in manifest.get("variants", {}).values())
         removed = 0
         for digest in candidates if candidates is not None else set(self.blobs.digests()):
-            if digest not in used:
+            # NOTE: in a full sweep, a young file may belong to a registration still in progress
+            if digest not in used and (candidates is not None or not self.blobs.is_young(digest)):
                 self.blobs.delete(digest)
                 removed += 1
         return removed + self.blobs.remove_stale_temps()

@@ -121,7 +121,7 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
 async def usage(ctx: ServerContext, request: Request, call: Call) -> Response:
     ctx.auth.check(request.headers, "admin")
     since = parse_since(request.query_params.get("since"))
-    await asyncio.to_thread(ctx.meter.flush)
+    await ctx.flush_usage()
     totals = await asyncio.to_thread(
         usage_totals,
         ctx.store.engine,
