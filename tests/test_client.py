@@ -370,3 +370,28 @@ def test_a_revoked_key_stops_updates_but_not_the_cached_model(tmp_path):
         assert model.predict([{"a": 1, "b": 1}]).predictions == [2.0]
     finally:
         server.stop()
+
+
+def test_a_relabelled_manifest_fails_the_signature(setup):
+    import io
+    import json
+    import zipfile
+
+    server, store, cache = setup
+
+    def relabel(data: bytes) -> bytes:
+        source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+        manifest = json.loads(source.read("manifest.json"))
+        manifest["class_labels"] = list(reversed(manifest["class_labels"]))  # same graph and hash
+        with zipfile.ZipFile(out, "w") as target:
+            target.writestr("manifest.json", json.dumps(manifest))
+            for name in source.namelist():
+                if name != "manifest.json":
+                    target.writestr(name, source.read(name))
+        return out.getvalue()
+
+    client = Client(
+        server.url, cache_dir=cache, transport=_tampering_transport(server.url, relabel)
+    )
+    with pytest.raises(IntegrityError, match="signature"):
+        client.model("churn", mode="local_only", update="local").sync()

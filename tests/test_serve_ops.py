@@ -319,3 +319,23 @@ def test_eager_loading_and_unloading_idle_models(tmp_path):
         assert response.status_code == 200 and _loaded(server) == 1  # loaded again on demand
     finally:
         server.stop()
+
+
+def test_revoking_the_last_key_does_not_open_the_server(tmp_path):
+    from modelport.config import Settings
+    from modelport.serve.keys import KeyStore
+    from modelport.store import Store
+
+    home = tmp_path / "home"
+    store = Store(Settings(home=home))
+    store.register(linear_artifact("lin"), name="lin")
+    keys = KeyStore(store.engine)
+    info, _ = keys.create("only")
+    server = Server(home)
+    try:
+        keys.revoke(info.id)
+        time.sleep(0.6)  # a few polls
+        response = httpx.post(f"{server.url}/api/v1/models/lin/predict", json=LIN)
+        assert response.status_code == 401
+    finally:
+        server.stop()
