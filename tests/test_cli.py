@@ -22,20 +22,15 @@ def churn_csv(tmp_path):
     return path
 
 
-def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_path, home):
-    trained = json.loads(
-        modelport(
-            "train",
-            churn_csv,
-            "--target",
-            "churn",
-            "--name",
-            "churn",
-            "--time-budget",
-            "4",
-            "--json",
-        ).stdout
+def train(modelport, csv, name, budget, *extra):
+    """`modelport train` on the churn table."""
+    return modelport(
+        "train", csv, "--target", "churn", "--name", name, "--time-budget", budget, *extra
     )
+
+
+def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_path, home):
+    trained = json.loads(train(modelport, churn_csv, "churn", "4", "--json").stdout)
     assert trained["reference"] == "churn:1"
     assert trained["leaderboard"] and trained["metrics"]["accuracy"] > 0.7
     assert trained["parity"]["label_mismatches"] == 0
@@ -81,18 +76,7 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
 
 
 def test_predict_to_stdout_reports_gaps(modelport, churn_csv, tmp_path):
-    modelport(
-        "train",
-        churn_csv,
-        "--target",
-        "churn",
-        "--name",
-        "c",
-        "--time-budget",
-        "3",
-        "--estimators",
-        "lgbm",
-    )
+    train(modelport, churn_csv, "c", "3", "--estimators", "lgbm")
     rows = pd.DataFrame(
         {
             "age": [None, 30],
