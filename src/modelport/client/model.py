@@ -122,14 +122,13 @@ class Model:
                 "that may call the server."
             )
         prediction = predictor.predict(rows)
-        probabilities = None
-        if prediction.probabilities is not None and prediction.class_labels is not None:
-            labels = [str(label) for label in prediction.class_labels]
-            probabilities = [
-                dict(zip(labels, row, strict=True)) for row in prediction.probabilities.tolist()
-            ]
-        predictions = prediction.predictions.tolist()
-        return Result(predictions, probabilities, "local", predictor.manifest.version, self.stale)
+        return Result(
+            prediction.predictions.tolist(),
+            prediction.probabilities_by_label(),
+            "local",
+            predictor.manifest.version,
+            self.stale,
+        )
 
     def _remote(self, rows: Any) -> Result:
         assert self.remote is not None
@@ -223,12 +222,12 @@ class Model:
             )
         if self.trust is not None:
             self.trust.check(got, headers.get(SIGNATURE_HEADER))
-        Predictor(downloaded)  # a graph this device cannot load never becomes current
+        loaded = Predictor(downloaded)  # a graph this device cannot load never becomes current
         encrypt = headers.get(ENCRYPTION_HEADER) is not None
         if encrypt and self.cache.keys is not None and self.cache.keys.get(self.cache.name) is None:
             self.cache.keys.put(self.cache.name, self.remote.model_key(self.ref))
         manifest = self.cache.install(data, response.headers.get("etag"), encrypt=encrypt)
-        self._predictor = Predictor(self.cache.load(manifest.version))  # one atomic swap
+        self._predictor = loaded  # one atomic swap; the bytes were verified above
         self.stale = False
         self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))
         return manifest.version

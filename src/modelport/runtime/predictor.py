@@ -24,6 +24,13 @@ class Prediction:
     def __len__(self) -> int:
         return len(self.predictions)
 
+    def probabilities_by_label(self) -> list[dict[str, float]] | None:
+        """One ``{label: probability}`` per row, as the JSON API and the SDK return them."""
+        if self.probabilities is None or self.class_labels is None:
+            return None
+        labels = [str(label) for label in self.class_labels]
+        return [dict(zip(labels, row, strict=True)) for row in self.probabilities.tolist()]
+
 
 class Predictor:
     """Runs one artifact; the only place in modelport where a prediction is computed."""

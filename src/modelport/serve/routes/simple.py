@@ -43,11 +43,9 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
         "version": model.manifest.version,
         "predictions": plain(outputs.get("label", outputs.get("value"))),
     }
-    if "probabilities" in outputs and model.manifest.class_labels is not None:
-        labels = [str(label) for label in model.manifest.class_labels]
-        answer["probabilities"] = [
-            dict(zip(labels, row, strict=True)) for row in outputs["probabilities"].tolist()
-        ]
+    probabilities = prediction.probabilities_by_label()
+    if probabilities is not None:
+        answer["probabilities"] = probabilities
     return json_response(answer)
 
 
