@@ -85,6 +85,33 @@ class Settings(BaseSettings):
     access_log: bool = True
     """Write one structured (JSON) log line per request; never keys or input data."""
 
+    max_dataset_bytes: int = 1024**3
+    """Largest dataset upload accepted (413 beyond)."""
+
+    max_unpacked_bytes: int = 4 * 1024**3
+    """Most bytes a dataset zip may unpack to (a zip bomb is refused with 413)."""
+
+    max_archive_files: int = 200_000
+    """Most files a dataset zip may hold."""
+
+    job_workers: int = 1
+    """Training jobs that run at once per server process; the others wait in the queue."""
+
+    max_queued_jobs: int = 100
+    """Jobs that may wait in the queue (429 beyond)."""
+
+    max_time_budget: float = 24 * 3600
+    """Longest time budget a job may ask for, in seconds."""
+
+    job_memory_mb: int = 0
+    """Address-space limit of a local job process in MiB (0: none); a job over it fails."""
+
+    train_backend: str = "local"
+    """Where training runs: "local" (worker processes) or "ray" (trials and jobs on Ray)."""
+
+    ray_address: str | None = None
+    """Ray cluster to join (e.g. "ray://head:10001" or "auto"); default: start a local Ray."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'modelport.db'}"

@@ -106,7 +106,9 @@ def deploy(
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
-    scope: Annotated[str, typer.Option(help="predict or admin.")] = "predict",
+    scope: Annotated[
+        str, typer.Option(help="predict, train (datasets and jobs) or admin.")
+    ] = "predict",
     rate: Annotated[str | None, typer.Option(help="Rate limit, e.g. 10/s or 600/min.")] = None,
     models: Annotated[str | None, typer.Option(help="Comma-separated models it may use.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

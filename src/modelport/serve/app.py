@@ -20,7 +20,7 @@ from .context import ServerContext
 from .dataplane import json_response
 from .errors import handle
 from .openapi import SPEC, docs_page
-from .routes import oip, simple, tfserving
+from .routes import oip, simple, tfserving, training
 
 log = logging.getLogger("modelport.serve")
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         await asyncio.to_thread(ctx.auth.reload)
         if ctx.settings.load == "eager":
             await ctx.models.load_all()
+        await asyncio.to_thread(ctx.runner.start)
         ctx.ready = True
         tasks = [
             asyncio.create_task(_every(ctx.settings.poll_interval, _refresh, ctx)),
@@ -58,11 +59,13 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
             for task in tasks:
                 task.cancel()
             await asyncio.to_thread(ctx.meter.flush)
+            await asyncio.to_thread(ctx.runner.stop)
 
     routes = [
         *oip.routes,
         *tfserving.routes,
         *simple.routes,
+        *training.routes,
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         Route("/docs", docs),

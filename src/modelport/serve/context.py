@@ -19,6 +19,7 @@ from ..errors import PayloadTooLarge, Unavailable
 from ..runtime import Prediction
 from ..signing import SigningKey
 from ..store import Store
+from ..train.runner import JobRunner
 from .auth import Authenticator
 from .errors import error_response
 from .keys import KeyInfo, KeyStore
@@ -50,6 +51,7 @@ class ServerContext:
         self.auth = Authenticator(KeyStore(self.store.engine), settings.allow_anonymous)
         self.meter = Meter(self.store.engine)
         self.signing = SigningKey.load_or_create(settings.home)
+        self.runner = JobRunner(self.store, settings)
         self.ready = False
 
     async def read_body(self, request: Request) -> bytes:

@@ -7,7 +7,7 @@ from http import HTTPStatus
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..errors import ModelportError, RateLimited
@@ -27,6 +27,8 @@ def error_response(exc: BaseException) -> Response:
         if status >= 500 and status != HTTPStatus.SERVICE_UNAVAILABLE:
             log.error("internal error: %s", message)
             message = "Internal server error; the server log has the details."
+    elif isinstance(exc, ClientDisconnect):  # nothing was kept; the client is gone anyway
+        status, message = 400, "The request body was cut off before it ended; send it again."
     elif isinstance(exc, HTTPException):
         status, message = exc.status_code, exc.detail or HTTPStatus(exc.status_code).phrase
         if status == HTTPStatus.NOT_FOUND:

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidParameter, NotFound
 from ..store.db import ApiKeyRow
 
-SCOPES = ("predict", "admin")
+SCOPES = ("predict", "train", "admin")
+IMPLIES = {"admin": set(SCOPES), "train": {"train", "predict"}, "predict": {"predict"}}
+"""What each scope may do: a train key uploads datasets, runs jobs and uses their models."""
 PREFIX = "mp_"
 RATE_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(s|sec|m|min|h|hour)")
 PER_SECOND = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
@@ -37,7 +39,7 @@ class KeyInfo:
     revoked: datetime | None = None
 
     def allows(self, scope: str) -> bool:
-        return self.scope == "admin" or self.scope == scope
+        return scope in IMPLIES.get(self.scope, ())
 
     def covers(self, model: str) -> bool:
         return self.models is None or model in self.models

@@ -1,4 +1,5 @@
-"""The metadata database: models, versions and aliases (SQLAlchemy 2, SQLite by default)."""
+"""The metadata database: models, versions, aliases, keys, usage, datasets and training jobs
+(SQLAlchemy 2, SQLite by default)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,45 @@ class UsageRow(Base):
     requests: Mapped[int] = mapped_column(Integer)
     rows: Mapped[int] = mapped_column(Integer)
     compute_seconds: Mapped[float] = mapped_column()
+
+
+class DatasetRow(Base):
+    """An uploaded dataset; the file is kept once per SHA-256 under ``<home>/datasets``."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """``columns`` (tables) or ``classes`` with counts (images, text)."""
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class JobRow(Base):
+    """A training job; only the server process that claimed it (``runner``) updates it."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stage: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    leaderboard: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    model: Mapped[str | None] = mapped_column(String(80), default=None)
+    error: Mapped[str | None] = mapped_column(String(4000), default=None)
+    runner: Mapped[str | None] = mapped_column(String(80), default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 def make_engine(url: str) -> Engine:

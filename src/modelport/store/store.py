@@ -19,7 +19,9 @@ from ..config import Settings
 from ..errors import InvalidReference, ModelNotFound, ModelportError
 from ..refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 from .blobs import BlobStore
+from .datasets import DatasetStore
 from .db import AliasRow, ModelKeyRow, ModelRow, StateRow, VersionRow, make_engine
+from .jobs import JobStore
 
 REGISTER_ATTEMPTS = 8
 GENERATION = "generation"
@@ -54,6 +56,15 @@ class Store:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.engine = _retry_locked(lambda: make_engine(self.settings.resolved_database_url))
         self.blobs = BlobStore(self.settings.resolved_blob_dir)
+        home, settings = self.settings.home, self.settings
+        self.datasets = DatasetStore(
+            self.engine,
+            home / "datasets",
+            settings.max_dataset_bytes,
+            settings.max_unpacked_bytes,
+            settings.max_archive_files,
+        )
+        self.jobs = JobStore(self.engine, home / "jobs")
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

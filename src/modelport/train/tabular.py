@@ -68,6 +68,8 @@ class TabularAutoML:
         estimators: FLAML estimator names to search; default: LightGBM, XGBoost, random forest,
             extra trees and a linear model.
         callback: called with a :class:`TrainingEvent` as the search progresses.
+        backend: "local" (trials one after another, each using every core) or "ray" (trials in
+            parallel on the Ray cluster ``MODELPORT_RAY_ADDRESS`` names, or a local Ray).
 
     Example:
         >>> automl = TabularAutoML(time_budget=10).fit(X, y)   # doctest: +SKIP
@@ -84,6 +86,7 @@ class TabularAutoML:
         seed: int = 0,
         estimators: tuple[str, ...] | None = None,
         callback: Callback | None = None,
+        backend: str = "local",
     ) -> None:
         self.task = task
         self.time_budget = time_budget
@@ -91,6 +94,7 @@ class TabularAutoML:
         self.seed = seed
         self.estimators = estimators
         self.callback = callback
+        self.backend = backend
 
     # -- fitting -------------------------------------------------------------------------------
 

@@ -1,0 +1,219 @@
+"""Hosted training over HTTP: upload datasets, submit jobs, follow them (SSE), read their logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Message
+
+from ...errors import InvalidInput
+from ...store.datasets import IncomingFile
+from ...train.spec import JobSpec
+from ..context import Call, ServerContext, endpoint
+from ..dataplane import json_response, parse_json
+
+CHUNK = 1 << 20
+EVENT_POLL = 0.5
+KEEP_ALIVE = 15.0
+
+
+@endpoint("upload_dataset")
+async def upload_dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """A multipart form with a ``file`` field, or the raw file as the body (``?filename=``)."""
+    call.key = ctx.auth.check(request.headers, "train")
+    datasets = ctx.store.datasets
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        IncomingFile.check_size(int(declared), datasets.max_bytes)
+    with datasets.incoming(request.query_params.get("filename", "upload")) as upload:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            await _receive_form(request, upload)
+        elif content_type.startswith("application/x-www-form-urlencoded"):
+            raise InvalidInput(
+                "A form without a file was sent. Send the file as a multipart form field 'file' "
+                "(curl -F file=@data.csv) or as the raw request body (--data-binary @data.csv)."
+            )
+        else:
+            async for chunk in request.stream():
+                upload.write(chunk)
+        if upload.size == 0:
+            raise InvalidInput(
+                "The upload is empty. Send the file as a multipart form field 'file' "
+                "(curl -F file=@data.csv) or as the request body."
+            )
+        dataset, created = await asyncio.to_thread(datasets.add, upload)
+    return json_response(dataset.to_dict(), status=201 if created else 200)
+
+
+async def _receive_form(request: Request, upload: IncomingFile) -> None:
+    """Parse the form with the size limit applied while it streams in."""
+    limited = Request(request.scope, _counting(request.receive, upload.check_total))
+    async with limited.form(max_files=1, max_fields=10) as form:
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise InvalidInput(
+                "The form has no file in the field 'file'. Send it as: curl -F file=@data.csv ..."
+            )
+        upload.filename = part.filename or upload.filename
+        while chunk := await part.read(CHUNK):
+            upload.write(chunk)
+
+
+def _counting(
+    receive: Callable[[], Awaitable[Message]], check: Callable[[int], None]
+) -> Callable[[], Awaitable[Message]]:
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        check(seen)
+        return message
+
+    return counted
+
+
+@endpoint("list_datasets")
+async def list_datasets(ctx: ServerContext, request: Request, call: Call) -> Response:
+    call.key = ctx.auth.check(request.headers, "train")
+    found = await asyncio.to_thread(ctx.store.datasets.list)
+    return json_response({"datasets": [d.to_dict() for d in found]})
+
+
+@endpoint("dataset")
+async def dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
+    call.key = ctx.auth.check(request.headers, "train")
+    dataset_id = request.path_params["id"]
+    if request.method == "DELETE":
+        found = await asyncio.to_thread(ctx.store.datasets.delete, dataset_id)
+        return json_response({"deleted": found.id})
+    found = await asyncio.to_thread(ctx.store.datasets.get, dataset_id)
+    return json_response(found.to_dict())
+
+
+@endpoint("submit_job")
+async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Response:
+    body = parse_json(await ctx.read_body(request))
+    # user code runs on the server: only admin keys may send it
+    scope = "admin" if isinstance(body, dict) and body.get("script") is not None else "train"
+    call.key = ctx.auth.check(request.headers, scope)
+    spec = JobSpec.from_request(body, ctx.settings.max_time_budget)
+    found = await asyncio.to_thread(ctx.store.datasets.get, spec.dataset)
+    spec.check_dataset(found.kind, [c["name"] for c in found.details.get("columns", [])])
+    job = await asyncio.to_thread(
+        ctx.store.jobs.submit, spec.to_dict(), ctx.settings.max_queued_jobs
+    )
+    ctx.runner.wake()
+    return json_response(
+        _job_view(job.to_dict()), status=201, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+@endpoint("list_jobs")
+async def list_jobs(ctx: ServerContext, request: Request, call: Call) -> Response:
+    call.key = ctx.auth.check(request.headers, "train")
+    status = request.query_params.get("status")
+    found = await asyncio.to_thread(ctx.store.jobs.list, 100, status)
+    return json_response({"jobs": [_job_view(j.to_dict(), brief=True) for j in found]})
+
+
+@endpoint("job")
+async def job(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """GET: the job's state; DELETE: cancel it (202 while a running job is being stopped)."""
+    call.key = ctx.auth.check(request.headers, "train")
+    job_id = request.path_params["id"]
+    if request.method == "DELETE":
+        found = await asyncio.to_thread(ctx.store.jobs.cancel, job_id)
+        return json_response(_job_view(found.to_dict()), status=200 if found.done else 202)
+    found = await asyncio.to_thread(ctx.store.jobs.get, job_id)
+    return json_response(_job_view(found.to_dict()))
+
+
+@endpoint("job_logs")
+async def job_logs(ctx: ServerContext, request: Request, call: Call) -> Response:
+    call.key = ctx.auth.check(request.headers, "train")
+    job_id = request.path_params["id"]
+    await asyncio.to_thread(ctx.store.jobs.get, job_id)  # 404 for an unknown job
+    path = ctx.store.jobs.log_path(job_id)
+    text = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+    return Response(text, media_type="text/plain; charset=utf-8")
+
+
+@endpoint("job_events")
+async def job_events(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """Server-Sent Events: ``progress`` and ``leaderboard`` while it runs, then ``done``."""
+    call.key = ctx.auth.check(request.headers, "train")
+    first = await asyncio.to_thread(ctx.store.jobs.get, request.path_params["id"])
+    return StreamingResponse(
+        _event_stream(ctx, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _event_stream(ctx: ServerContext, job: Any) -> AsyncIterator[bytes]:
+    sent: dict[str, Any] = {}
+    number = 0
+    last = time.monotonic()
+    while True:
+        state = job.to_dict()
+        updates = {
+            "progress": {
+                k: state[k] for k in ("status", "stage", "progress", "elapsed", "message")
+            },
+            "leaderboard": {"leaderboard": state["leaderboard"]},
+        }
+        for name, data in updates.items():
+            if sent.get(name) != data:
+                number += 1
+                sent[name] = data
+                last = time.monotonic()
+                yield _sse(name, data, number)
+        if job.done:
+            yield _sse("done", _job_view(state), number + 1)
+            return
+        if time.monotonic() - last > KEEP_ALIVE:
+            last = time.monotonic()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(EVENT_POLL)
+        job = await asyncio.to_thread(ctx.store.jobs.get, job.id)
+
+
+def _sse(event: str, data: Any, number: int) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (number, event.encode(), orjson.dumps(data))
+
+
+def _job_view(state: dict[str, Any], brief: bool = False) -> dict[str, Any]:
+    """The job as the API shows it, with links to its model once it is registered."""
+    if brief:
+        state = {k: v for k, v in state.items() if k not in ("leaderboard", "spec")}
+    if state.get("model"):
+        ref = state["model"]
+        state["links"] = {
+            "predict": f"/api/v1/models/{ref}/predict",
+            "onnx": f"/api/v1/models/{ref}/artifact?format=onnx",
+            "artifact": f"/api/v1/models/{ref}/artifact",
+        }
+    return state
+
+
+routes = [
+    Route("/api/v1/datasets", upload_dataset, methods=["POST"]),
+    Route("/api/v1/datasets", list_datasets, methods=["GET"]),
+    Route("/api/v1/datasets/{id}", dataset, methods=["GET", "DELETE"]),
+    Route("/api/v1/jobs", submit_job, methods=["POST"]),
+    Route("/api/v1/jobs", list_jobs, methods=["GET"]),
+    Route("/api/v1/jobs/{id}", job, methods=["GET", "DELETE"]),
+    Route("/api/v1/jobs/{id}/events", job_events),
+    Route("/api/v1/jobs/{id}/logs", job_logs),
+]

@@ -1,0 +1,253 @@
+"""Training jobs in the database: the queue, their progress and their end, safe across restarts.
+
+A server process *claims* a queued job with one conditional UPDATE, so several server processes
+never run the same job; it writes a heartbeat while the job runs, so a job whose server died is
+found and marked failed instead of staying "running" forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound, RateLimited
+from .db import JobRow
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+STALE_AFTER = timedelta(seconds=60)
+"""A running job whose server has not written a heartbeat for this long is marked failed."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training job as the API shows it."""
+
+    id: str
+    status: str
+    spec: dict[str, Any]
+    stage: str
+    progress: float
+    message: str
+    leaderboard: list[dict[str, Any]]
+    model: str | None
+    error: str | None
+    cancel_requested: bool
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        end = self.finished or datetime.now(UTC)
+        return max(0.0, (_aware(end) - _aware(self.started)).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "stage": self.stage,
+            "progress": round(self.progress, 4),
+            "elapsed": round(self.elapsed, 2),
+            "message": self.message,
+            "leaderboard": self.leaderboard,
+            "model": self.model,
+            "error": self.error,
+            "spec": self.spec,
+            "created": _aware(self.created).isoformat(),
+            "started": _aware(self.started).isoformat() if self.started else None,
+            "finished": _aware(self.finished).isoformat() if self.finished else None,
+        }
+
+
+def runner_id() -> str:
+    """Who runs jobs in this process: host, pid and a nonce (pids are reused after restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class JobStore:
+    """Submit, claim, update, finish, cancel and recover jobs; logs live next to the database."""
+
+    def __init__(self, engine: Engine, log_dir: Path) -> None:
+        self.engine = engine
+        self.log_dir = log_dir
+
+    def submit(self, spec: dict[str, Any], max_queued: int) -> Job:
+        with self._session() as session:
+            queued = session.scalar(select(func.count()).where(JobRow.status == QUEUED)) or 0
+            if queued >= max_queued:
+                raise RateLimited(
+                    f"{queued} jobs are already waiting; this server queues at most {max_queued} "
+                    "(MODELPORT_MAX_QUEUED_JOBS). Retry when some have finished.",
+                    retry_after=30,
+                )
+            row = JobRow(id="job_" + secrets.token_hex(6), status=QUEUED, spec=spec, leaderboard=[])
+            session.add(row)
+            session.flush()
+            return _job(row)
+
+    def get(self, job_id: str) -> Job:
+        with self._session() as session:
+            return _job(self._row(session, job_id))
+
+    def list(self, limit: int = 100, status: str | None = None) -> list[Job]:
+        query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
+        if status:
+            query = query.where(JobRow.status == status)
+        with self._session() as session:
+            return [_job(r) for r in session.scalars(query)]
+
+    def claim(self, runner: str) -> Job | None:
+        """Mark the oldest queued job running for ``runner``; None when the queue is empty."""
+        with self._session() as session:
+            candidates = session.scalars(
+                select(JobRow.id).where(JobRow.status == QUEUED).order_by(JobRow.created).limit(5)
+            ).all()
+            for job_id in candidates:
+                now = datetime.now(UTC)
+                claimed = session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == QUEUED)
+                    .values(status=RUNNING, runner=runner, started=now, heartbeat=now)
+                )
+                if claimed.rowcount == 1:
+                    return _job(self._row(session, job_id))
+        return None
+
+    def update(self, job_id: str, runner: str, **fields: Any) -> bool:
+        """Record progress and a heartbeat; returns True when a cancel was asked for."""
+        with self._session() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.runner == runner, JobRow.status == RUNNING)
+                .values(heartbeat=datetime.now(UTC), **fields)
+            )
+            return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+
+    def finish(self, job_id: str, status: str, **fields: Any) -> Job:
+        assert status in FINISHED
+        with self._session() as session:
+            row = self._row(session, job_id)
+            if row.status in FINISHED:
+                return _job(row)
+            row.status = status
+            row.finished = datetime.now(UTC)
+            if status == SUCCEEDED:
+                row.progress, row.stage = 1.0, "done"
+            for name, value in fields.items():
+                setattr(row, name, value)
+            return _job(row)
+
+    def cancel(self, job_id: str) -> Job:
+        """A queued job is cancelled at once; a running one when its runner next looks."""
+        with self._session() as session:
+            row = self._row(session, job_id)
+            if row.status in FINISHED:
+                raise Conflict(
+                    f"Job {job_id} has already {row.status}; there is nothing to cancel."
+                )
+            row.cancel_requested = True
+            if row.status == QUEUED:
+                row.status, row.finished, row.message = CANCELLED, datetime.now(UTC), "Cancelled"
+            return _job(row)
+
+    def recover(self, alive: set[str] | None = None) -> list[str]:
+        """Fail running jobs whose server is gone: a dead process on this host, or no heartbeat.
+
+        ``alive`` holds the runner ids known to be running in this process.
+        """
+        host = socket.gethostname()
+        cutoff = datetime.now(UTC) - STALE_AFTER
+        failed = []
+        with self._session() as session:
+            for row in session.scalars(select(JobRow).where(JobRow.status == RUNNING)):
+                if alive and row.runner in alive:
+                    continue
+                runner_host, pid = _host_pid(row.runner)
+                # our own pid under another runner id is an earlier life of this process
+                dead = runner_host == host and (pid == os.getpid() or not _pid_alive(pid))
+                if dead or row.heartbeat is None or _aware(row.heartbeat) < cutoff:
+                    row.status, row.finished = FAILED, datetime.now(UTC)
+                    row.error = (
+                        "The server running this job stopped before it finished (restart or "
+                        "crash); nothing was registered. Submit the job again."
+                    )
+                    failed.append(row.id)
+        return failed
+
+    def log_path(self, job_id: str) -> Path:
+        return self.log_dir / f"{job_id}.log"
+
+    def _row(self, session: Session, job_id: str) -> JobRow:
+        row = session.get(JobRow, job_id)
+        if row is None:
+            raise NotFound(f"There is no job '{job_id}'. GET /api/v1/jobs lists the jobs.")
+        return row
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        id=row.id,
+        status=row.status,
+        spec=row.spec,
+        stage=row.stage,
+        progress=row.progress,
+        message=row.message,
+        leaderboard=row.leaderboard or [],
+        model=row.model,
+        error=row.error,
+        cancel_requested=row.cancel_requested,
+        created=row.created,
+        started=row.started,
+        finished=row.finished,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _host_pid(runner: str | None) -> tuple[str, int]:
+    host, _, rest = (runner or "").partition(":")
+    pid = rest.partition(":")[0]
+    return host, int(pid) if pid.isdigit() else -1
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,211 @@
+"""The server's job runner: takes queued jobs, runs them on a backend, registers their models.
+
+Up to ``job_workers`` jobs run at once per server process; the rest wait in the database queue.
+Each running job has a thread here that forwards progress to the database (at most every
+``PROGRESS_INTERVAL`` seconds), watches for a cancel, and registers the model once the job is done.
+Registration is one store transaction and happens only here, after the last cancel check.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..artifact import ModelArtifact
+from ..config import Settings
+from ..errors import ModelportError, NotFound
+from ..store import Store
+from ..store.jobs import CANCELLED, FAILED, SUCCEEDED, Job, runner_id
+from .handle import JobFailed, JobHandle
+
+log = logging.getLogger("modelport.jobs")
+PROGRESS_INTERVAL = 0.5
+POLL = 0.25
+RECOVER_EVERY = 10.0
+
+Backend = Callable[[Job, Path, str, Path, Path], JobHandle]
+"""(job, dataset file, dataset kind, log file, work dir) -> a started job."""
+
+
+class JobRunner:
+    """Runs the job queue in background threads of a server process."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.datasets = store.datasets
+        self.jobs = store.jobs
+        self.settings = settings
+        self.id = runner_id()
+        self.backend = make_backend(settings)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._running: dict[str, JobHandle] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._scheduler: threading.Thread | None = None
+
+    def start(self) -> None:
+        for job_id in self.jobs.recover():
+            log.warning("job %s was running when its server stopped; marked failed", job_id)
+        self._scheduler = threading.Thread(target=self._schedule, name="job-scheduler", daemon=True)
+        self._scheduler.start()
+
+    def wake(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop taking jobs; kill running ones and mark them failed (nothing is registered)."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            handles = list(self._running.items())
+        for job_id, handle in handles:
+            handle.kill()
+            self.jobs.finish(job_id, FAILED, error="The server stopped while the job ran.")
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _schedule(self) -> None:
+        last_recover = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                while self._free_slots() > 0 and not self._stop.is_set():
+                    job = self.jobs.claim(self.id)
+                    if job is None:
+                        break
+                    self._launch(job)
+                if time.monotonic() - last_recover > RECOVER_EVERY:
+                    self.jobs.recover({self.id})
+                    last_recover = time.monotonic()
+            except Exception:  # a database hiccup must not stop the queue
+                log.exception("job scheduler")
+            self._wake.wait(POLL * 2)
+            self._wake.clear()
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            return self.settings.job_workers - len(self._threads)
+
+    def _launch(self, job: Job) -> None:
+        thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _run(self, job: Job) -> None:
+        log_path = self.jobs.log_path(job.id)
+        work_dir = self.settings.home / "jobs" / job.id
+        note = _Log(log_path)
+        try:
+            dataset = self.datasets.get(job.spec["dataset"])
+            handle = self.backend(
+                job, self.datasets.path(dataset), dataset.kind, log_path, work_dir
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. the dataset was deleted meanwhile
+            message = exc.message if isinstance(exc, ModelportError) else repr(exc)
+            if isinstance(exc, NotFound):
+                message = f"The dataset {job.spec['dataset']} was deleted before the job started."
+            note(f"failed to start: {message}")
+            self.jobs.finish(job.id, FAILED, error=message)
+            return
+        note(f"started on {handle.where}")
+        with self._lock:
+            self._running[job.id] = handle
+        try:
+            self._follow(job, handle, note)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _follow(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
+        pending: dict[str, Any] = {}
+        written = 0.0
+        while not handle.finished:
+            for event in handle.poll(POLL):
+                pending.update(_fields(event))
+            if self._stop.is_set():
+                return
+            if time.monotonic() - written >= PROGRESS_INTERVAL:  # also the heartbeat
+                if self.jobs.update(job.id, self.id, **pending):
+                    return self._cancelled(job, handle, note)
+                pending, written = {}, time.monotonic()
+        for event in handle.poll(0):
+            pending.update(_fields(event))
+        try:
+            data = handle.result()
+        except JobFailed as exc:
+            note(f"failed: {exc}")
+            self.jobs.finish(job.id, FAILED, error=str(exc), **_without_progress(pending))
+            return
+        if self.jobs.update(job.id, self.id, **_without_progress(pending)):
+            return self._cancelled(job, handle, note)
+        self._register(job, data, note)
+
+    def _register(self, job: Job, data: bytes, note: Callable[[str], None]) -> None:
+        try:
+            artifact = ModelArtifact.from_bytes(data, origin=f"the model of job {job.id}")
+            manifest = self.store.register(
+                artifact, name=job.spec["name"], aliases=tuple(job.spec.get("aliases") or ())
+            )
+        except ModelportError as exc:
+            note(f"failed to register: {exc.message}")
+            self.jobs.finish(job.id, FAILED, error=exc.message)
+            return
+        reference = f"{manifest.name}:{manifest.version}"
+        note(f"registered {reference}")
+        self.jobs.finish(job.id, SUCCEEDED, model=reference, message=f"Registered {reference}")
+
+    def _cancelled(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
+        handle.kill()
+        note("cancelled; nothing registered")
+        self.jobs.finish(job.id, CANCELLED, message="Cancelled; nothing was registered")
+
+
+def _fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The job columns a progress event updates."""
+    fields = {k: event[k] for k in ("stage", "progress", "message") if k in event}
+    if "message" in fields:
+        fields["message"] = str(fields["message"])[:500]
+    if event.get("leaderboard"):
+        fields["leaderboard"] = event["leaderboard"]
+    return fields
+
+
+def _without_progress(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "progress"}
+
+
+class _Log:
+    """Appends the runner's own lines to the job log, next to the worker's output."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a") as handle:
+            handle.write(f"[modelport {stamp}] {line}\n")
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend the settings name: a local worker process per job, or a Ray task."""
+    if settings.train_backend == "ray":
+        from .ray_backend import RayBackend
+
+        return RayBackend(settings)
+
+    def local(job: Job, data: Path, kind: str, log_path: Path, work_dir: Path) -> JobHandle:
+        from .local import LocalJob
+
+        return LocalJob(job.spec, data, kind, log_path, work_dir, settings.job_memory_mb)
+
+    return local

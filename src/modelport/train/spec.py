@@ -1,0 +1,108 @@
+"""What a training job asks for, checked when it is submitted (not minutes later in the worker)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.tabular import TASKS
+from ..errors import InvalidParameter, InvalidTarget
+from ..refs import check_alias, check_name
+from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+ESTIMATOR_NAMES = ("lgbm", "xgboost", "rf", "extra_tree", "linear")
+DEFAULT_ENTRY = "train"
+
+
+@dataclass
+class JobSpec:
+    """A job: AutoML on a table (``target`` set), or the user's own ``script`` on any dataset."""
+
+    dataset: str
+    name: str
+    target: str | None = None
+    task: str = "auto"
+    time_budget: float = 60.0
+    metric: str = "auto"
+    seed: int = 0
+    estimators: list[str] | None = None
+    aliases: list[str] = field(default_factory=list)
+    script: str | None = None
+    """Python source defining ``train(data, target)`` that returns a fitted model or ONNX bytes."""
+    entry: str = DEFAULT_ENTRY
+
+    @classmethod
+    def from_request(cls, body: Any, max_time_budget: float) -> JobSpec:
+        """Build and check a spec from a JSON body; every fault is one clear 400."""
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(body, dict):
+            raise InvalidParameter(
+                'The body must be a JSON object such as {"dataset": "ds_...", '
+                '"target": "column", "name": "credit"}.'
+            )
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise InvalidParameter(
+                f"Unknown field(s) {unknown}. A job takes: {', '.join(sorted(allowed))}."
+            )
+        for required in ("dataset", "name"):
+            if not isinstance(body.get(required), str) or not body[required]:
+                raise InvalidParameter(f"The job needs '{required}' (a string).")
+        try:
+            spec = cls(**body)
+        except TypeError as exc:
+            raise InvalidParameter(f"The job is not valid: {exc}.") from None
+        spec.check(max_time_budget)
+        return spec
+
+    def check(self, max_time_budget: float) -> None:
+        check_name(self.name)
+        for alias in self.aliases:
+            check_alias(alias)
+        budget = self.time_budget
+        if (
+            isinstance(budget, bool)
+            or not isinstance(budget, (int, float))
+            or not math.isfinite(budget)
+            or not 0 < budget <= max_time_budget
+        ):
+            raise InvalidParameter(
+                f"time_budget must be a number of seconds above 0 and at most {max_time_budget:g} "
+                f"(MODELPORT_MAX_TIME_BUDGET), not {budget!r}."
+            )
+        if self.task not in TASKS:
+            raise InvalidParameter(f"task must be one of {', '.join(TASKS)}, not {self.task!r}.")
+        metrics = ("auto", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        if self.metric not in metrics:
+            raise InvalidParameter(f"metric must be one of {', '.join(metrics)}.")
+        unknown = [e for e in self.estimators or () if e not in ESTIMATOR_NAMES]
+        if unknown:
+            raise InvalidParameter(
+                f"Unknown estimator(s) {unknown}. Choose from: {', '.join(ESTIMATOR_NAMES)}."
+            )
+        if self.script is not None and not isinstance(self.script, str):
+            raise InvalidParameter("script must be the Python source code, as a string.")
+        if self.script is None and self.target is None:
+            raise InvalidTarget(
+                "The job needs 'target': the column to predict (or a 'script' with your own "
+                "training code)."
+            )
+
+    def check_dataset(self, kind: str, columns: list[str]) -> None:
+        """The dataset must fit the job: AutoML needs a table that holds the target."""
+        if self.script is not None:
+            return
+        if kind != "table":
+            raise InvalidParameter(
+                f"AutoML trains on tables; this dataset holds {kind}. Submit your own training "
+                "code for it ('script'), or upload a CSV/Parquet table."
+            )
+        if self.target not in columns:
+            raise InvalidTarget(
+                f"The dataset has no column '{self.target}'. Its columns: {', '.join(columns)}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
