@@ -300,7 +300,10 @@ def test_bring_your_own_training_code(hosted):
     done = wait_for(client, job_id, ("succeeded", "failed"))
     assert done["status"] == "succeeded", done
     manifest = client.get(f"/api/v1/models/{done['model']}/manifest").json()
-    assert manifest["source"]["kind"] == "script" and manifest["source"]["parity"]["label_mismatches"] == 0
+    assert (
+        manifest["source"]["kind"] == "script"
+        and manifest["source"]["parity"]["label_mismatches"] == 0
+    )
     assert "training on 569 rows" in client.get(f"/api/v1/jobs/{job_id}/logs").text
 
     failing = {**body, "name": "broken", "script": FAILING_SCRIPT}
