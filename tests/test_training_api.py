@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import textwrap
 import time
 
@@ -12,7 +14,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from .conftest import Server
+from .conftest import MODELPORT, Server
 from .training import (
     cancer_csv,
     create_key,
@@ -349,3 +351,50 @@ def test_server_killed_mid_job_leaves_a_failed_job(tmp_path):
         assert client.get("/api/v1/models").json()["models"] == []
     finally:
         restarted.stop()
+
+
+def test_cli_jobs_submit_follow_list_logs_cancel(hosted, tmp_path):
+    server, clients, home = hosted
+    key = clients["admin"].headers["authorization"].removeprefix("Bearer ")
+    data = tmp_path / "cancer.csv"
+    data.write_bytes(cancer_csv())
+    env = {**os.environ, "MODELPORT_SERVER": server.url, "MODELPORT_API_KEY": key}
+
+    def jobs(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(MODELPORT), "jobs", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    submitted = jobs(
+        "submit",
+        str(data),
+        "--target",
+        "target",
+        "--name",
+        "from-cli",
+        "--time-budget",
+        "4",
+        "--estimators",
+        "lgbm",
+        "--json",
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    assert job["status"] == "succeeded" and job["model"].startswith("from-cli:")
+    listed = json.loads(jobs("list", "--json").stdout)
+    assert job["id"] in [j["id"] for j in listed]
+    assert "registered from-cli:" in jobs("logs", job["id"]).stdout
+    shown = jobs("show", job["id"])
+    assert "succeeded" in shown.stdout and f"{server.url}/api/v1/models/" in shown.stdout
+    too_late = jobs("cancel", job["id"])
+    assert too_late.returncode == 1 and "already succeeded" in too_late.stderr
+    missing = jobs("submit", str(data), "--target", "nope", "--name", "x")
+    assert missing.returncode == 1 and "no column 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    unreachable = subprocess.run(
+        [str(MODELPORT), "jobs", "list", "--server", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert unreachable.returncode == 1 and "cannot be reached" in unreachable.stderr

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import ModelportError
-from . import models, predict, serve, train
+from . import jobs, models, predict, serve, train
 from ._console import err_console
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("usage")(serve.usage)
 app.command("pull")(serve.pull)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.keys_app, name="keys")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:

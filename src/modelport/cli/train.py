@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..artifact import Manifest
 from ..refs import check_name
 from ._console import console, err_console, open_store, print_json
+from ._live import LiveTraining
 
 if TYPE_CHECKING:  # the training stack (FLAML, LightGBM ...) loads only when a command needs it
-    from ..train import LeaderboardRow, TrainingEvent
+    from ..train import TrainingEvent
 
 
 def train(
@@ -41,14 +38,18 @@ def train(
     store = open_store()
     frame = read_table(data)
     check_target(frame, target, task)  # before the live display starts
-    display = _LiveTraining(time_budget, enabled=not json_output)
+    display = LiveTraining(enabled=not json_output)
+
+    def show(event: TrainingEvent) -> None:
+        display.update(event.progress, event.message, [r.to_dict() for r in event.leaderboard])
+
     automl = TabularAutoML(
         task=task,
         time_budget=time_budget,
         metric=metric,
         seed=seed,
         estimators=tuple(estimators.split(",")) if estimators else None,
-        callback=display.update,
+        callback=show,
     )
     with display:
         automl.fit(frame.drop(columns=[target]), frame[target])
@@ -124,59 +125,3 @@ def _print_registered(manifest: Manifest) -> None:
     console.print(
         f"Try: modelport predict {manifest.name} rows.csv   |   modelport models show {ref}"
     )
-
-
-class _LiveTraining:
-    """A progress bar over the time budget and the leaderboard, redrawn on each event (stderr)."""
-
-    def __init__(self, budget: float, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            console=err_console,
-        )
-        self.task_id = self.progress.add_task("Searching", total=1.0)
-        self.rows: list[LeaderboardRow] = []
-        self.live = Live(self._render(), console=err_console, refresh_per_second=4, transient=False)
-
-        self.started = False
-
-    def __enter__(self) -> _LiveTraining:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.started:
-            self.live.update(self._render())
-            self.live.__exit__(*exc)
-
-    def update(self, event: TrainingEvent) -> None:
-        """Draw the event; the display starts with the first one, so errors before it stay clean."""
-        if event.leaderboard:
-            self.rows = event.leaderboard
-        self.progress.update(self.task_id, completed=event.progress, description=event.message)
-        if not self.enabled:
-            return
-        if not self.started:
-            self.started = True
-            self.live.__enter__()
-        self.live.update(self._render())
-
-    def _render(self) -> Group:
-        table = Table(title="Leaderboard", title_justify="left")
-        for column in ("model", "metric", "score", "trials", "fit s", "ONNX µs/row", "note"):
-            table.add_column(column, justify="right" if column not in ("model", "note") else "left")
-        for row in self.rows:
-            latency = f"{row.onnx_latency_us:.0f}" if row.onnx_latency_us is not None else "—"
-            table.add_row(
-                row.model,
-                row.metric,
-                f"{row.score:.4f}",
-                str(row.trials),
-                f"{row.fit_seconds:.2f}",
-                latency,
-                row.note,
-            )
-        return Group(self.progress, table)

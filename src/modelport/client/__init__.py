@@ -8,6 +8,7 @@ from .client import Client
 from .keys import FileKeyStore, KeyStore
 from .model import Model, Result, SyncEvent
 from .remote import ServerUnavailable
+from .training import TrainingClient
 
 __all__ = [
     "CacheNotWritable",
@@ -18,4 +19,5 @@ __all__ = [
     "Result",
     "ServerUnavailable",
     "SyncEvent",
+    "TrainingClient",
 ]

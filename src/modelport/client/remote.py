@@ -100,14 +100,11 @@ class Remote:
             return
         if read:
             response.read()
-        try:
-            message = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {response.status_code} from {response.request.url}"
         if response.status_code in FALLBACK_STATUSES:
             self._failed()
+            message = error_message(response)
             raise ServerUnavailable(f"The server answered {response.status_code}: {message}")
-        raise error_for(response.headers.get(ERROR_CODE_HEADER, ""), message)
+        raise server_error(response)
 
     def _check_circuit(self) -> None:
         if time.monotonic() < self._open_until:
@@ -128,3 +125,15 @@ class Remote:
 
     def close(self) -> None:
         self.http.close()
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code} from {response.request.url}"
+
+
+def server_error(response: httpx.Response) -> ModelportError:
+    """The error the server raised, as the same modelport class (by its stable code)."""
+    return error_for(response.headers.get(ERROR_CODE_HEADER, ""), error_message(response))
