@@ -5,6 +5,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelport.config import Settings
@@ -132,3 +133,48 @@ def test_client_examples(churn_server, tmp_path, monkeypatch):
         c for c in console_commands(REPO / "docs" / "client.md") if c[:2] == ["modelport", "pull"]
     ]
     assert pull, "the page shows `modelport pull`"
+
+
+def test_training_examples(examples, home, modelport, monkeypatch):
+    """docs/training.md end to end: upload, job, events, predict, download, CLI, Python, script."""
+    import json
+    import subprocess
+
+    from .conftest import Server
+
+    server = Server(home)
+    monkeypatch.setenv("MODELPORT_SERVER", server.url)
+    try:
+        page = REPO / "docs" / "training.md"
+        ids: dict[str, str] = {}
+        for command in console_commands(page):
+            if command[0] == "modelport":
+                modelport(*shorter_budget(command[1:]), cwd=examples)
+                continue
+            args = [
+                a.replace("localhost:8000", server.url.removeprefix("http://"))
+                .replace("DATASET_ID", ids.get("dataset", ""))
+                .replace("JOB_ID", ids.get("job", ""))
+                .replace('"time_budget": 20', '"time_budget": 4')
+                for a in command[1:]
+            ]
+            out = subprocess.run(
+                ["curl", "--fail", *args], cwd=examples, check=True, capture_output=True, text=True
+            ).stdout
+            url = next(a for a in args if "/api/v1/" in a and not a.startswith("{"))
+            if url.endswith("/api/v1/datasets"):
+                ids["dataset"] = json.loads(out)["id"]
+            elif url.endswith("/api/v1/jobs"):
+                ids["job"] = json.loads(out)["id"]
+            elif url.endswith("/events"):
+                assert "event: done" in out and '"status":"succeeded"' in out
+        assert ids.keys() == {"dataset", "job"}
+        assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"
+        monkeypatch.chdir(examples)
+        namespace = {"URL": server.url}
+        for block in python_blocks(page):
+            exec(compile(block, "docs/training.md", "exec"), namespace)
+        names = {m["name"] for m in httpx.get(f"{server.url}/api/v1/models").json()["models"]}
+        assert names == {"churn", "churn-own"}
+    finally:
+        server.stop()

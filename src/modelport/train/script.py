@@ -1,7 +1,8 @@
 """Bring your own training code: the user's function trains, modelport exports and checks.
 
 The script defines ``train(data, target)`` (the name is configurable). ``data`` is a pandas
-DataFrame for tables and labelled text, or the folder of an unpacked image zip. It returns a fitted
+DataFrame for tables and labelled text, or the folder of an unpacked image zip. At prediction time
+a missing text value arrives as "" (numbers as NaN), so code should train on that representation. It returns a fitted
 scikit-learn / LightGBM / XGBoost model, or an ONNX graph (bytes or a path to a ``.onnx`` file);
 the result goes through the same ONNX export and parity check as AutoML and ``modelport import``.
 """
@@ -81,10 +82,14 @@ def to_artifact(result: Any, name: str, sample: pd.DataFrame | None) -> ModelArt
 
 
 def _sample(data: pd.DataFrame | Path, target: str | None) -> pd.DataFrame | None:
+    """Rows for the parity check, as the runtime will present them: missing text is ""."""
     if not isinstance(data, pd.DataFrame):
         return None
     features = data.drop(columns=[target]) if target in data.columns else data
-    return features.head(SAMPLE_ROWS).reset_index(drop=True)
+    sample = features.head(SAMPLE_ROWS).reset_index(drop=True)
+    texts = [c for c in sample.columns if not pd.api.types.is_numeric_dtype(sample[c])]
+    sample[texts] = sample[texts].astype(object).where(sample[texts].notna(), "")
+    return sample
 
 
 def _describe(exc: BaseException) -> str:
