@@ -131,6 +131,8 @@ class JobRow(Base):
     leaderboard: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     model: Mapped[str | None] = mapped_column(String(80), default=None)
     error: Mapped[str | None] = mapped_column(String(4000), default=None)
+    timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    """Seconds spent queued, starting the worker, training and registering."""
     runner: Mapped[str | None] = mapped_column(String(80), default=None)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -48,6 +48,7 @@ class Job:
     leaderboard: list[dict[str, Any]]
     model: str | None
     error: str | None
+    timings: dict[str, float]
     cancel_requested: bool
     created: datetime
     started: datetime | None
@@ -56,6 +57,12 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def waited(self) -> float:
+        """Seconds from submission to start (or until now, while queued)."""
+        end = self.started or datetime.now(UTC)
+        return max(0.0, (_aware(end) - _aware(self.created)).total_seconds())
 
     @property
     def elapsed(self) -> float:
@@ -75,6 +82,7 @@ class Job:
             "leaderboard": self.leaderboard,
             "model": self.model,
             "error": self.error,
+            "timings": self.timings,
             "spec": self.spec,
             "created": _aware(self.created).isoformat(),
             "started": _aware(self.started).isoformat() if self.started else None,
@@ -223,6 +231,7 @@ def _job(row: JobRow) -> Job:
         leaderboard=row.leaderboard or [],
         model=row.model,
         error=row.error,
+        timings=row.timings or {},
         cancel_requested=row.cancel_requested,
         created=row.created,
         started=row.started,

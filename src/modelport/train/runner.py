@@ -128,9 +128,11 @@ class JobRunner:
     def _follow(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
         pending: dict[str, Any] = {}
         written = 0.0
+        clock = _Timings(job)
         while not handle.finished:
             for event in handle.poll(POLL):
                 pending.update(_fields(event))
+                clock.saw(event)
             if self._stop.is_set():
                 return
             if time.monotonic() - written >= PROGRESS_INTERVAL:  # also the heartbeat
@@ -145,11 +147,14 @@ class JobRunner:
             note(f"failed: {exc}")
             self.jobs.finish(job.id, FAILED, error=str(exc), **_without_progress(pending))
             return
+        clock.mark("training")
         if self.jobs.update(job.id, self.id, **_without_progress(pending)):
             return self._cancelled(job, handle, note)
-        self._register(job, data, note)
+        self._register(job, data, note, clock)
 
-    def _register(self, job: Job, data: bytes, note: Callable[[str], None]) -> None:
+    def _register(
+        self, job: Job, data: bytes, note: Callable[[str], None], clock: _Timings
+    ) -> None:
         try:
             artifact = ModelArtifact.from_bytes(data, origin=f"the model of job {job.id}")
             manifest = self.store.register(
@@ -160,8 +165,15 @@ class JobRunner:
             self.jobs.finish(job.id, FAILED, error=exc.message)
             return
         reference = f"{manifest.name}:{manifest.version}"
-        note(f"registered {reference}")
-        self.jobs.finish(job.id, SUCCEEDED, model=reference, message=f"Registered {reference}")
+        clock.mark("registering")
+        note(f"registered {reference} (seconds: {clock.spent})")
+        self.jobs.finish(
+            job.id,
+            SUCCEEDED,
+            model=reference,
+            message=f"Registered {reference}",
+            timings=clock.spent,
+        )
 
     def _cancelled(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
         handle.kill()
@@ -181,6 +193,23 @@ def _fields(event: dict[str, Any]) -> dict[str, Any]:
 
 def _without_progress(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != "progress"}
+
+
+class _Timings:
+    """Where a job's time went: queued, starting the worker, training, registering."""
+
+    def __init__(self, job: Job) -> None:
+        self.spent = {"queued": round(job.waited, 3)}
+        self._last = time.monotonic()
+
+    def saw(self, event: dict[str, Any]) -> None:
+        if "startup" not in self.spent and event.get("stage") not in (None, "loading"):
+            self.mark("startup")  # the worker is up and has read the data
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.spent[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 class _Log:
