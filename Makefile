@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.modelport-demo
 
-.PHONY: install run test bench bench-serve bench-client bench-peers lint clean
+.PHONY: install run test bench bench-serve bench-client bench-training bench-peers lint clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ bench-peers:
 
 bench-client: install
 	$(BIN)/python bench/client.py
+
+bench-training: install
+	command -v hey >/dev/null || apt-get install -y hey
+	$(BIN)/python bench/training.py
 
 bench-serve: install bench-peers
 	$(BIN)/python bench/serve.py

@@ -89,6 +89,7 @@ class Server:
             "MODELPORT_HOME": str(home),
             "MODELPORT_POLL_INTERVAL": "0.2",
             "MODELPORT_METER_FLUSH_SECONDS": "0.2",
+            "MODELPORT_WARM_JOB_WORKER": "false",  # servers that train turn it on
             **env,
         }
         home.mkdir(parents=True, exist_ok=True)

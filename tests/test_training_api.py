@@ -43,6 +43,7 @@ def hosted(tmp_path_factory: pytest.TempPathFactory):
         MODELPORT_MAX_UNPACKED_BYTES="5000000",
         MODELPORT_MAX_QUEUED_JOBS="3",
         MODELPORT_JOB_WORKERS="1",
+        MODELPORT_WARM_JOB_WORKER="true",
     )
     clients = {
         scope: httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})

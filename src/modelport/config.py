@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     job_memory_mb: int = 0
     """Address-space limit of a local job process in MiB (0: none); a job over it fails."""
 
+    warm_job_worker: bool = True
+    """Keep one job worker started with the training stack imported (jobs start ~3 s sooner)."""
+
     train_backend: str = "local"
     """Where training runs: "local" (worker processes) or "ray" (trials and jobs on Ray)."""
 

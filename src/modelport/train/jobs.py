@@ -56,6 +56,13 @@ def run_job(
     return automl.to_artifact(spec.name, description=f"AutoML job on dataset {spec.dataset}")
 
 
+def warm_up() -> None:
+    """Import what training needs, so a waiting worker starts a job at once."""
+    from flaml import AutoML  # noqa: F401
+
+    from . import script, tabular  # noqa: F401
+
+
 def _run_script(spec: JobSpec, data_path: Path, kind: str, emit: Emit) -> ModelArtifact:
     from .script import run_script
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..artifact import ModelArtifact
 from ..config import Settings
@@ -28,8 +28,17 @@ PROGRESS_INTERVAL = 0.5
 POLL = 0.25
 RECOVER_EVERY = 10.0
 
-Backend = Callable[[Job, Path, str, Path, Path], JobHandle]
-"""(job, dataset file, dataset kind, log file, work dir) -> a started job."""
+
+class Backend(Protocol):
+    """Starts jobs somewhere: ``(job, dataset file, dataset kind, log file, work dir)``."""
+
+    def prepare(self) -> None: ...
+
+    def __call__(
+        self, job: Job, data_path: Path, kind: str, log_path: Path, work_dir: Path
+    ) -> JobHandle: ...
+
+    def close(self) -> None: ...
 
 
 class JobRunner:
@@ -50,6 +59,7 @@ class JobRunner:
         self._scheduler: threading.Thread | None = None
 
     def start(self) -> None:
+        self.backend.prepare()
         for job_id in self.jobs.recover():
             log.warning("job %s was running when its server stopped; marked failed", job_id)
         self._scheduler = threading.Thread(target=self._schedule, name="job-scheduler", daemon=True)
@@ -70,6 +80,7 @@ class JobRunner:
             self.jobs.finish(job_id, FAILED, error="The server stopped while the job ran.")
         for thread in self._threads:
             thread.join(timeout=5)
+        self.backend.close()
 
     def _schedule(self) -> None:
         last_recover = time.monotonic()
@@ -232,9 +243,6 @@ def make_backend(settings: Settings) -> Backend:
 
         return RayBackend(settings)
 
-    def local(job: Job, data: Path, kind: str, log_path: Path, work_dir: Path) -> JobHandle:
-        from .local import LocalJob
+    from .local import LocalBackend
 
-        return LocalJob(job.spec, data, kind, log_path, work_dir, settings.job_memory_mb)
-
-    return local
+    return LocalBackend(settings.job_memory_mb, warm=settings.warm_job_worker)

@@ -1,0 +1,142 @@
+"""Hosted training: job overhead, serving latency while a job trains, and local vs Ray search.
+
+Run: make bench-training   (or .venv/bin/python bench/training.py [--budget 60] [--seconds 10])
+Needs: `hey` (apt-get install -y hey) and ../shared/data/adult. Prints Markdown tables for
+bench/RESULTS.md:
+
+1. One `modelport serve` with a LightGBM model on adult: `hey` load (1-row predictions, c=8) while
+   no job runs, then the same load while a job trains adult with the given budget; the job's own
+   timings (queued, worker start-up, training, registering).
+2. `TabularAutoML` on adult with the same budget, trials one after another (local) vs in parallel
+   on a local Ray with 2 CPUs: trials run, best validation score, test metrics, wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from modelport.client import TrainingClient
+from modelport.config import Settings
+from modelport.data import read_table
+from modelport.store import Store
+from modelport.train import TabularAutoML
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve import ADULT, OUT, free_port, load, stop  # noqa: E402
+
+
+def serving_while_training(budget: float, seconds: float) -> None:
+    home = OUT / "training-home"
+    shutil.rmtree(home, ignore_errors=True)
+    frame = read_table(ADULT)
+    X, y = frame.drop(columns="income"), frame["income"]
+    served = TabularAutoML(time_budget=10, estimators=("lgbm",), seed=0).fit(X, y)
+    Store(Settings(home=home)).register(served.to_artifact("adult"))
+    body = OUT / "adult-1row.json"
+    body.write_text(json.dumps({"rows": json.loads(X.dropna().head(1).to_json(orient="records"))}))
+
+    port = free_port()
+    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("modelport")), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url)
+        predict = f"{url}/api/v1/models/adult/predict"
+        load(predict, body, 8, 2, server.pid)  # warm-up
+        idle = load(predict, body, 8, seconds, server.pid)
+        with TrainingClient(url) as trainer:
+            started = time.perf_counter()
+            dataset = trainer.upload(ADULT)
+            upload_s = time.perf_counter() - started
+            submitted = time.perf_counter()
+            job = trainer.submit(
+                dataset["id"], name="adult-job", target="income", time_budget=budget
+            )
+            while trainer.job(job["id"])["stage"] in ("queued", "loading"):
+                time.sleep(0.05)
+            searching = time.perf_counter() - submitted
+            busy = load(predict, body, 8, min(seconds, budget * 0.6), server.pid)
+            while (done := trainer.job(job["id"]))["status"] not in ("succeeded", "failed"):
+                time.sleep(0.2)
+            finished = time.perf_counter() - submitted
+    finally:
+        stop(server)
+    print(f"\n### Serving while a job trains (adult, budget {budget:g} s, `hey` c=8, 1 row)\n")
+    print("| server state | req/s | p50 ms | p99 ms | errors |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, result in (("no job", idle), ("job training", busy)):
+        print(
+            f"| {name} | {result['rps']:,.0f} | {result['p50']:.2f} | {result['p99']:.2f} "
+            f"| {result['errors']} |"
+        )
+    timings = done["timings"]
+    print(f"\n### Job overhead (status {done['status']}, model {done['model']})\n")
+    print("| phase | seconds |")
+    print("| --- | ---: |")
+    print(f"| upload adult.csv ({dataset['size_bytes'] / 1e6:.1f} MB, checked) | {upload_s:.2f} |")
+    for phase in ("queued", "startup", "training", "registering"):
+        print(f"| {phase} | {timings.get(phase, float('nan')):.2f} |")
+    print(f"| submit → search running (client view) | {searching:.2f} |")
+    print(f"| submit → succeeded (client view) | {finished:.2f} |")
+
+
+def local_vs_ray(budget: float) -> None:
+    frame = read_table(ADULT)
+    X, y = frame.drop(columns="income"), frame["income"]
+    print(f"\n### adult, budget {budget:g} s: local vs Ray (2 CPUs)\n")
+    print("| backend | trials | best model | val log_loss | test accuracy | test AUC | wall s |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    for backend in ("local", "ray"):
+        started = time.perf_counter()
+        automl = TabularAutoML(time_budget=budget, seed=0, backend=backend).fit(X, y)
+        wall = time.perf_counter() - started
+        best = automl.leaderboard_[0]
+        trials = sum(r.trials for r in automl.leaderboard_)
+        print(
+            f"| {backend} | {trials} | {best.model} | {best.loss:.4f} "
+            f"| {automl.metrics_['accuracy']:.4f} | {automl.metrics_['roc_auc']:.4f} | {wall:.1f} |"
+        )
+
+
+def _wait_ready(url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    if not ADULT.exists():
+        sys.exit(f"needs {ADULT}")
+    if shutil.which("hey") is None:
+        sys.exit("needs `hey`: apt-get install -y hey")
+    OUT.mkdir(exist_ok=True)
+    serving_while_training(args.budget, args.seconds)
+    local_vs_ray(args.budget)
+
+
+if __name__ == "__main__":
+    main()
