@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,7 +110,7 @@ class Settings(BaseSettings):
     warm_job_worker: bool = True
     """Keep one job worker started with the training stack imported (jobs start ~3 s sooner)."""
 
-    train_backend: str = "local"
+    train_backend: Literal["local", "ray"] = "local"
     """Where training runs: "local" (worker processes) or "ray" (trials and jobs on Ray)."""
 
     ray_address: str | None = None

@@ -36,8 +36,12 @@ def serve(
         bool, typer.Option(help="Serve without API keys on a non-loopback address.")
     ] = False,
     load: Annotated[str, typer.Option(help="lazy or eager model loading.")] = "lazy",
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where training jobs run: local or ray (MODELPORT_TRAIN_BACKEND)."),
+    ] = None,
 ) -> None:
-    """Serve every model in the store over OIP v2, TF-Serving REST and simple JSON."""
+    """Serve every model in the store over OIP v2, TF-Serving REST and simple JSON; run jobs."""
     import uvicorn
 
     from ..serve.keys import KeyStore
@@ -54,6 +58,8 @@ def serve(
             "MODELPORT_LOAD": load,
         }
     )
+    if backend is not None:
+        os.environ["MODELPORT_TRAIN_BACKEND"] = backend
     settings = Settings()
     from ..signing import SigningKey
 

@@ -28,6 +28,10 @@ def train(
         str | None, typer.Option(help="Comma-separated FLAML estimators, e.g. lgbm,rf.")
     ] = None,
     alias: Annotated[list[str], typer.Option(help="Alias(es) to point at the new version.")] = [],  # noqa: B006
+    backend: Annotated[
+        str | None,
+        typer.Option(help="local, or ray: trials in parallel on Ray (MODELPORT_TRAIN_BACKEND)."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
     """Train a model on a table with AutoML, export it to ONNX and register it."""
@@ -50,6 +54,7 @@ def train(
         seed=seed,
         estimators=tuple(estimators.split(",")) if estimators else None,
         callback=show,
+        backend=backend or store.settings.train_backend,
     )
     with display:
         automl.fit(frame.drop(columns=[target]), frame[target])

@@ -10,7 +10,12 @@ MAX_ERROR = 2000
 
 
 class JobFailed(Exception):
-    """The job ended without a model; the message says why (the log has the traceback)."""
+    """The job ended without a model; the message says why, ``details`` (the traceback) go to
+    the job log."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class JobHandle(Protocol):

@@ -53,9 +53,9 @@ class LocalBackend:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        """Start the spare worker (in the background: imports take seconds)."""
+        """Start the spare worker (it imports in its own process, so this returns at once)."""
         if self.warm:
-            threading.Thread(target=self._refill, daemon=True).start()
+            self._refill()
 
     def __call__(
         self, job: Any, data_path: Path, kind: str, log_path: Path, work_dir: Path

@@ -59,11 +59,18 @@ class JobRunner:
         self._scheduler: threading.Thread | None = None
 
     def start(self) -> None:
-        self.backend.prepare()
+        # in the background: serving must not wait for imports or a Ray cluster
+        threading.Thread(target=self._prepare, name="job-backend", daemon=True).start()
         for job_id in self.jobs.recover():
             log.warning("job %s was running when its server stopped; marked failed", job_id)
         self._scheduler = threading.Thread(target=self._schedule, name="job-scheduler", daemon=True)
         self._scheduler.start()
+
+    def _prepare(self) -> None:
+        try:
+            self.backend.prepare()
+        except Exception:  # jobs will fail with the reason; serving goes on
+            log.exception("preparing the %s job backend", self.settings.train_backend)
 
     def wake(self) -> None:
         """A job was queued: look now instead of at the next poll."""
@@ -155,7 +162,7 @@ class JobRunner:
         try:
             data = handle.result()
         except JobFailed as exc:
-            note(f"failed: {exc}")
+            note(f"failed: {exc}\n{exc.details}".rstrip())
             self.jobs.finish(job.id, FAILED, error=str(exc), **_without_progress(pending))
             return
         clock.mark("training")

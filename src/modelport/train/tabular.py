@@ -32,6 +32,7 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     "classification": ("lgbm", "xgboost", "rf", "extra_tree", LINEAR),
     "regression": ("lgbm", "xgboost", "rf", "extra_tree", LINEAR),
 }
+BACKENDS = ("local", "ray")
 EXPORT_RESERVE = (1.0, 0.05)
 """Seconds + share of the budget kept from the search for the refit, ONNX export and parity
 check (measured on `adult`: 0.7 s at a 10 s budget, 1.5 s at 60 s)."""
@@ -131,6 +132,12 @@ class TabularAutoML:
         return self
 
     def _check_params(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidParameter(
+                f"Unknown backend {self.backend!r}. Choose from: {', '.join(BACKENDS)}."
+            )
+        if self.backend == "ray":
+            _require_ray()
         budget = self.time_budget
         if not isinstance(budget, (int, float)) or not np.isfinite(budget) or budget <= 0:
             raise InvalidParameter(
@@ -169,8 +176,6 @@ class TabularAutoML:
     def _search(
         self, matrix: np.ndarray, y: np.ndarray, started: float, budget: float
     ) -> tuple[Any, list[LeaderboardRow]]:
-        from flaml import AutoML
-
         budget = max(1.0, budget)
         estimators = self.estimators or ESTIMATORS[self.task_]
         estimators = tuple(e for e in estimators if e in ESTIMATORS[self.task_])
@@ -179,6 +184,41 @@ class TabularAutoML:
                 f"None of the estimators {list(self.estimators or ())} can do {self.task_}. "
                 f"Choose from: {', '.join(ESTIMATORS[self.task_])}."
             )
+        options = {
+            "task": self.task_,
+            "metric": self.metric_,
+            "time_budget": budget,
+            "seed": self.seed,
+            "verbose": 0,
+            "retrain_full": "budget",
+        }
+        try:
+            if self.backend == "ray":
+                from .ray_search import search_on_ray
+
+                def report(rows: list[LeaderboardRow]) -> None:
+                    self._emit("search", started, "Searching on Ray", rows)
+
+                return search_on_ray(matrix, y, options, estimators, self.metric_, report)
+            return self._search_here(matrix, y, options, estimators, started)
+        except ModelportError:
+            raise
+        except Exception as exc:  # FLAML raises plain errors for data it cannot use
+            raise InvalidParameter(
+                f"The AutoML search failed: {exc}. Check the data and the options."
+            ) from exc
+
+    def _search_here(
+        self,
+        matrix: np.ndarray,
+        y: np.ndarray,
+        options: dict[str, Any],
+        estimators: tuple[str, ...],
+        started: float,
+    ) -> tuple[Any, list[LeaderboardRow]]:
+        """Trials one after another in this process, each with every core."""
+        from flaml import AutoML
+
         from .linear import LinearLearner
 
         automl = AutoML()
@@ -187,24 +227,7 @@ class TabularAutoML:
         watcher = threading.Thread(target=self._watch, args=(automl, stop, started), daemon=True)
         watcher.start()
         try:
-            automl.fit(
-                matrix,
-                y,
-                task=self.task_,
-                metric=self.metric_,
-                time_budget=budget,
-                estimator_list=list(estimators),
-                seed=self.seed,
-                verbose=0,
-                retrain_full="budget",
-                n_jobs=-1,
-            )
-        except ModelportError:
-            raise
-        except Exception as exc:  # FLAML raises plain errors for data it cannot use
-            raise InvalidParameter(
-                f"The AutoML search failed: {exc}. Check the data and the options."
-            ) from exc
+            automl.fit(matrix, y, estimator_list=list(estimators), n_jobs=-1, **options)
         finally:
             stop.set()
             watcher.join()
@@ -426,3 +449,14 @@ def _latency_us(predictor: Predictor, row: pd.DataFrame) -> float:
         predictor.predict(row)
         timings.append(time.perf_counter() - start)
     return round(float(np.median(timings)) * 1e6, 1)
+
+
+def _require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        from ..errors import MissingDependency
+
+        raise MissingDependency(
+            "The Ray backend needs Ray: pip install 'modelport[ray]'."
+        ) from None
