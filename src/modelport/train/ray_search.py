@@ -42,14 +42,44 @@ def ensure_ray(address: str | None = None) -> Any:
         address = address or os.environ.get("MODELPORT_RAY_ADDRESS") or None
         if address is None:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="warning",
-            configure_logging=False,
-        )
+        if threading.current_thread() is threading.main_thread():
+            _init(ray, address)
+        else:
+            _init_in_owner_thread(ray, address)
     return ray
+
+
+def _init(ray: Any, address: str | None) -> None:
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+        configure_logging=False,
+    )
+
+
+def _init_in_owner_thread(ray: Any, address: str | None) -> None:
+    """Start Ray from a thread that lives as long as the process.
+
+    NOTE: a local Ray's processes die with the *thread* that started them (parent-death signal);
+    started from a short-lived worker thread of the server, Ray's GCS was killed a second later.
+    """
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def own() -> None:
+        try:
+            _init(ray, address)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failure.append(exc)
+        started.set()
+        threading.Event().wait()  # keep this thread, and so Ray, alive
+
+    threading.Thread(target=own, name="ray-owner", daemon=True).start()
+    started.wait()
+    if failure:
+        raise failure[0]
 
 
 def cluster_cpus() -> int:
