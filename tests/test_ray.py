@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from modelport.store import Store
 from modelport.train import TabularAutoML
 
 from .conftest import Server
-from .training import cancer_csv, frame, read_events
+from .training import cancer_csv, frame, read_events, wait_for
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -76,5 +77,19 @@ def test_server_jobs_run_as_ray_tasks(tmp_path):
         feeds = {c["onnx_name"]: rows[[c["name"]]].to_numpy(np.float32) for c in inputs}
         assert session.run(None, feeds)[0].ravel().tolist() == answer["predictions"]
         assert not (tmp_path / "home" / ".ray").exists()
+
+        long = client.post("/api/v1/jobs", json={**body, "name": "long", "time_budget": 120})
+        long_id = long.json()["id"]
+        deadline = time.monotonic() + 60
+        while not client.get(f"/api/v1/jobs/{long_id}").json()["leaderboard"]:
+            assert time.monotonic() < deadline, "the long job never reported a trial"
+            time.sleep(0.5)
+        assert client.delete(f"/api/v1/jobs/{long_id}").status_code == 202
+        cancelled = wait_for(client, long_id, ("cancelled", "failed", "succeeded"), timeout=30)
+        assert cancelled["status"] == "cancelled"
+        again = client.post("/api/v1/jobs", json={**body, "name": "after", "time_budget": 5})
+        after = wait_for(client, again.json()["id"], ("succeeded", "failed"), timeout=120)
+        assert after["status"] == "succeeded", after
+        assert after["elapsed"] < 40, after  # the cancelled trials did not hold the CPUs
     finally:
         server.stop()
