@@ -44,7 +44,11 @@ class RayBackend:
         return RayJob(ray, ref, queue)
 
     def close(self) -> None:
-        """Ray stays up for the process (shut down at exit)."""
+        """Disconnect; a local Ray stops with its agents (they outlive a plain exit)."""
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 class RayJob:
