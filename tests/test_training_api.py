@@ -14,6 +14,9 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from modelport.config import Settings
+from modelport.store import Store
+
 from .conftest import MODELPORT, Server
 from .training import (
     cancer_csv,
@@ -115,13 +118,31 @@ def test_upload_train_watch_predict_download(hosted):
 
 
 def test_keys_and_scopes(hosted):
-    server, clients, _ = hosted
+    server, clients, home = hosted
     assert httpx.get(f"{server.url}/api/v1/jobs").status_code == 401
     assert upload(clients["predict"], cancer_csv(), "c.csv").status_code == 403
     assert clients["predict"].get("/api/v1/datasets").status_code == 403
     script_job = {"dataset": "ds_x", "name": "mine", "script": "def train(d, t): pass"}
     refused = clients["train"].post("/api/v1/jobs", json=script_job)
     assert refused.status_code == 403 and "admin" in refused.json()["error"]
+    limited = create_key(home, "churn-only", "train", "--models", "churn")
+    time.sleep(0.6)  # the server re-reads keys every poll interval (0.2 s here)
+    other = httpx.post(
+        f"{server.url}/api/v1/jobs",
+        json={"dataset": "ds_x", "name": "fraud", "target": "t"},
+        headers={"Authorization": f"Bearer {limited}"},
+    )
+    assert other.status_code == 403 and "may not write model 'fraud'" in other.json()["error"]
+
+
+def _corrupt_deflate() -> bytes:
+    """A zip whose central directory is fine but whose compressed bytes are garbage."""
+    data = bytearray(
+        zip_of({f"{c}/{i}.jpg": b"\xff\xd8\xff" + bytes(5000) for c in "ab" for i in range(6)})
+    )
+    start = data.index(b"PK\x03\x04") + 30 + len("a/0.jpg")
+    data[start + 2 : start + 12] = b"\xff" * 10
+    return bytes(data)
 
 
 def _truncated_parquet() -> bytes:
@@ -158,6 +179,7 @@ BAD_UPLOADS = {
         "2 classes",
     ),
     "bad jsonl": (text_jsonl()[:-30], "t.jsonl", 400, "line"),
+    "corrupt deflate": (_corrupt_deflate(), "x.zip", 400, "damaged"),
 }
 
 
@@ -217,6 +239,9 @@ JOB_ERRORS = {
     "bad name": ({"name": "no spaces please"}, 400, "name"),
     "unknown dataset": ({"dataset": "ds_missing"}, 404, "no dataset"),
     "bad metric": ({"metric": "vibes"}, 400, "metric"),
+    "aliases not a list": ({"aliases": "prod"}, 400, "list of strings"),
+    "latest alias": ({"aliases": ["latest"]}, 400, "cannot be set"),
+    "seed not a number": ({"seed": "x"}, 400, "seed"),
 }
 
 
@@ -233,8 +258,9 @@ def test_bad_jobs_are_refused(hosted, case):
 
 
 def test_queue_cancel_and_deleted_dataset(hosted):
-    """One worker: jobs queue; cancel works queued and running; a vanished dataset fails."""
-    server, clients, _ = hosted
+    """One worker: jobs queue; cancel works queued and running; a dataset in use cannot be
+    deleted over the API, and one removed behind the server's back fails its job clearly."""
+    server, clients, home = hosted
     client = clients["train"]
     cancer = upload(client, cancer_csv(), "cancer.csv").json()["id"]
     doomed = upload(client, cancer_csv() + b"\n", "doomed.csv").json()["id"]
@@ -259,7 +285,9 @@ def test_queue_cancel_and_deleted_dataset(hosted):
 
     cancelled_queued = client.delete(f"/api/v1/jobs/{queued['id']}")
     assert cancelled_queued.status_code == 200 and cancelled_queued.json()["status"] == "cancelled"
-    assert client.delete(f"/api/v1/datasets/{doomed}").status_code == 200
+    in_use = client.delete(f"/api/v1/datasets/{doomed}")
+    assert in_use.status_code == 409 and waiting["id"] in in_use.json()["error"]
+    Store(Settings(home=home)).datasets.delete(doomed)  # e.g. an administrator's cleanup
 
     stopping = client.delete(f"/api/v1/jobs/{running['id']}")
     assert stopping.status_code == 202

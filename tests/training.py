@@ -63,9 +63,9 @@ def parquet_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def create_key(home: Path, name: str, scope: str) -> str:
+def create_key(home: Path, name: str, scope: str, *options: str) -> str:
     out = subprocess.run(
-        [str(MODELPORT), "keys", "create", name, "--scope", scope, "--json"],
+        [str(MODELPORT), "keys", "create", name, "--scope", scope, "--json", *options],
         env={**os.environ, "MODELPORT_HOME": str(home)},
         capture_output=True,
         text=True,

@@ -168,6 +168,8 @@ def _follow(client: TrainingClient, job_id: str, json_output: bool, server: str)
             elif event == "done":
                 final = data
             display.update(progress, message, board)
+    if not final:  # the stream ended early (a restart, a proxy): ask for the state
+        final = client.job(job_id)
     _print_job(final, json_output, server)
     if final.get("status") != "succeeded":
         raise typer.Exit(1)

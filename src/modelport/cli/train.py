@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..artifact import Manifest
+from ..config import Settings
 from ..refs import check_name
 from ._console import console, err_console, open_store, print_json
 from ._live import LiveTraining
@@ -54,7 +56,7 @@ def train(
         seed=seed,
         estimators=tuple(estimators.split(",")) if estimators else None,
         callback=show,
-        backend=backend or store.settings.train_backend,
+        backend=_backend(backend, store.settings),
     )
     with display:
         automl.fit(frame.drop(columns=[target]), frame[target])
@@ -130,3 +132,10 @@ def _print_registered(manifest: Manifest) -> None:
     console.print(
         f"Try: modelport predict {manifest.name} rows.csv   |   modelport models show {ref}"
     )
+
+
+def _backend(chosen: str | None, settings: Settings) -> str:
+    """The flag, else MODELPORT_TRAIN_BACKEND; Ray finds its address in the environment."""
+    if settings.ray_address:  # also read from .env, which Ray itself does not see
+        os.environ.setdefault("MODELPORT_RAY_ADDRESS", settings.ray_address)
+    return chosen or settings.train_backend

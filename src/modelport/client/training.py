@@ -20,6 +20,10 @@ import httpx
 from ..errors import ModelportError, Unavailable
 from .remote import server_error
 
+UPLOAD_TIMEOUT = httpx.Timeout(60.0, read=900.0, write=900.0)
+EVENTS_TIMEOUT = httpx.Timeout(60.0, read=60.0)
+"""The server sends an event or a keep-alive at least every 15 s."""
+
 
 class TrainingClient:
     """The server's dataset and job API; errors come back as modelport's own classes."""
@@ -33,8 +37,9 @@ class TrainingClient:
         path = Path(path)
         if not path.is_file():
             raise ModelportError(f"There is no file '{path}' to upload.")
-        with path.open("rb") as handle:
-            return self._call("POST", "/api/v1/datasets", files={"file": (path.name, handle)})
+        with path.open("rb") as handle:  # the server reads it all before it answers
+            files = {"file": (path.name, handle)}
+            return self._call("POST", "/api/v1/datasets", files=files, timeout=UPLOAD_TIMEOUT)
 
     def datasets(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/datasets")["datasets"]
@@ -63,7 +68,8 @@ class TrainingClient:
     def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs: ``progress``, ``leaderboard``, and last ``done`` with the job."""
         try:
-            with self.http.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=None) as reply:
+            path = f"/api/v1/jobs/{job_id}/events"
+            with self.http.stream("GET", path, timeout=EVENTS_TIMEOUT) as reply:
                 if reply.status_code >= 400:
                     reply.read()
                     raise server_error(reply)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import InvalidDataset, PayloadTooLarge
 from .tabular import MIN_ROWS, read_table
 
-FORMATS = ("csv", "parquet", "jsonl", "zip")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 TEXT_FIELDS = ("text", "label")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
@@ -51,7 +52,8 @@ def sniff_format(head: bytes, filename: str) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"
     suffix = PurePosixPath(filename).suffix.lower()
-    if suffix in (".jsonl", ".ndjson") or head.lstrip().startswith(b"{"):
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if suffix in (".jsonl", ".ndjson") or (suffix not in TABLE_SUFFIXES and text.startswith(b"{")):
         return "jsonl"
     return "csv"
 
@@ -145,10 +147,11 @@ def _inspect_images(path: Path, limits: Limits) -> DatasetInfo:
                     )
                 unpacked += _check_image(archive, member, limits.max_unpacked_bytes - unpacked)
                 labels.append(parts[0])
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise InvalidDataset(
-            f"The zip file is damaged or incomplete ({exc}); the upload may have been cut off. "
-            "Upload it again."
+            f"The zip file is damaged, incomplete or uses a compression this server cannot read "
+            f"({exc}); the upload may have been cut off. Upload it again, zipped with plain "
+            "deflate (the default of most tools)."
         ) from None
     _check_classes(labels, "images")
     return DatasetInfo("images", "zip", len(labels), {"classes": _counts(labels)})

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidParameter
-from ..store.db import ApiKeyRow, UsageRow
+from ..store.db import ApiKeyRow, UsageRow, as_utc
 
 Bucket = tuple[datetime, str | None, str, int]
 
@@ -85,7 +85,7 @@ def parse_since(text: str | None) -> datetime | None:
         raise InvalidParameter(
             f"'since' must be an ISO date such as 2026-11-30 or 2026-11-30T08:00, not {text!r}."
         ) from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)  # a date without a zone means UTC
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from .._fs import fsync_dir
 from ..errors import InvalidDataset, NotFound, PayloadTooLarge
-from .db import DatasetRow
+from .db import DatasetRow, as_utc
 
 ID_PREFIX = "ds_"
 
@@ -47,7 +47,7 @@ class Dataset:
             **self.details,
             "size_bytes": self.size_bytes,
             "sha256": self.sha256,
-            "created": self.created.isoformat(),
+            "created": as_utc(self.created).isoformat(),
         }
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, RateLimited
-from .db import JobRow
+from .db import JobRow, as_utc
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
@@ -31,6 +31,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "cancelled",
 )
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+REGISTERING = "registering"
+MAX_TEXT = 2000
 STALE_AFTER = timedelta(seconds=60)
 """A running job whose server has not written a heartbeat for this long is marked failed."""
 
@@ -62,14 +64,14 @@ class Job:
     def waited(self) -> float:
         """Seconds from submission to start (or until now, while queued)."""
         end = self.started or datetime.now(UTC)
-        return max(0.0, (_aware(end) - _aware(self.created)).total_seconds())
+        return max(0.0, (as_utc(end) - as_utc(self.created)).total_seconds())
 
     @property
     def elapsed(self) -> float:
         if self.started is None:
             return 0.0
         end = self.finished or datetime.now(UTC)
-        return max(0.0, (_aware(end) - _aware(self.started)).total_seconds())
+        return max(0.0, (as_utc(end) - as_utc(self.started)).total_seconds())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,9 +86,9 @@ class Job:
             "error": self.error,
             "timings": self.timings,
             "spec": self.spec,
-            "created": _aware(self.created).isoformat(),
-            "started": _aware(self.started).isoformat() if self.started else None,
-            "finished": _aware(self.finished).isoformat() if self.finished else None,
+            "created": as_utc(self.created).isoformat(),
+            "started": as_utc(self.started).isoformat() if self.started else None,
+            "finished": as_utc(self.finished).isoformat() if self.finished else None,
         }
 
 
@@ -145,21 +147,38 @@ class JobStore:
         return None
 
     def update(self, job_id: str, runner: str, **fields: Any) -> bool:
-        """Record progress and a heartbeat; returns True when a cancel was asked for."""
+        """Record progress and a heartbeat; False when the job should stop: a cancel was asked
+        for, or it is no longer this runner's (marked failed by another server's recovery)."""
         with self._session() as session:
-            session.execute(
+            written = session.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.runner == runner, JobRow.status == RUNNING)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.runner == runner,
+                    JobRow.status == RUNNING,
+                    JobRow.cancel_requested.is_(False),
+                )
                 .values(heartbeat=datetime.now(UTC), **fields)
             )
-            return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+            return written.rowcount == 1
 
-    def finish(self, job_id: str, status: str, **fields: Any) -> Job:
+    def begin_registering(self, job_id: str, runner: str) -> bool:
+        """The point of no return: from here a cancel is refused (409) and the model registers.
+
+        False when the job was cancelled (or lost) first; then nothing may be registered.
+        """
+        return self.update(job_id, runner, stage=REGISTERING, message="Registering the model")
+
+    def finish(self, job_id: str, status: str, runner: str | None = None, **fields: Any) -> Job:
+        """End the job (once; only by ``runner`` when given), with texts cut to a sane size."""
         assert status in FINISHED
         with self._session() as session:
             row = self._row(session, job_id)
-            if row.status in FINISHED:
+            if row.status in FINISHED or (runner is not None and row.runner != runner):
                 return _job(row)
+            for name in ("error", "message"):
+                if isinstance(fields.get(name), str):
+                    fields[name] = fields[name][:MAX_TEXT]
             row.status = status
             row.finished = datetime.now(UTC)
             if status == SUCCEEDED:
@@ -176,27 +195,35 @@ class JobStore:
                 raise Conflict(
                     f"Job {job_id} has already {row.status}; there is nothing to cancel."
                 )
+            if row.stage == REGISTERING:
+                raise Conflict(
+                    f"Job {job_id} has finished training and is registering its model; it is too "
+                    "late to cancel. Delete the model version instead if you do not want it."
+                )
             row.cancel_requested = True
             if row.status == QUEUED:
                 row.status, row.finished, row.message = CANCELLED, datetime.now(UTC), "Cancelled"
             return _job(row)
 
-    def recover(self, alive: set[str] | None = None) -> list[str]:
-        """Fail running jobs whose server is gone: a dead process on this host, or no heartbeat.
-
-        ``alive`` holds the runner ids known to be running in this process.
-        """
+    def recover(
+        self, runner: str | None = None, owned: set[str] | frozenset = frozenset()
+    ) -> list[str]:
+        """Fail running jobs whose server is gone (a dead process on this host, or no heartbeat),
+        and jobs of ``runner`` (this process) that it no longer follows (``owned``)."""
         host = socket.gethostname()
         cutoff = datetime.now(UTC) - STALE_AFTER
         failed = []
         with self._session() as session:
             for row in session.scalars(select(JobRow).where(JobRow.status == RUNNING)):
-                if alive and row.runner in alive:
-                    continue
-                runner_host, pid = _host_pid(row.runner)
-                # our own pid under another runner id is an earlier life of this process
-                dead = runner_host == host and (pid == os.getpid() or not _pid_alive(pid))
-                if dead or row.heartbeat is None or _aware(row.heartbeat) < cutoff:
+                if runner is not None and row.runner == runner:
+                    if row.id in owned:
+                        continue
+                    dead = True  # its thread ended without finishing it
+                else:
+                    runner_host, pid = _host_pid(row.runner)
+                    # our own pid under another runner id is an earlier life of this process
+                    dead = runner_host == host and (pid == os.getpid() or not _pid_alive(pid))
+                if dead or row.heartbeat is None or as_utc(row.heartbeat) < cutoff:
                     row.status, row.finished = FAILED, datetime.now(UTC)
                     row.error = (
                         "The server running this job stopped before it finished (restart or "
@@ -204,6 +231,12 @@ class JobStore:
                     )
                     failed.append(row.id)
         return failed
+
+    def using(self, dataset_id: str) -> list[str]:
+        """Queued and running jobs that will read ``dataset_id``."""
+        with self._session() as session:
+            rows = session.scalars(select(JobRow).where(JobRow.status.in_((QUEUED, RUNNING))))
+            return [row.id for row in rows if row.spec.get("dataset") == dataset_id]
 
     def log_path(self, job_id: str) -> Path:
         return self.log_dir / f"{job_id}.log"
@@ -237,11 +270,6 @@ def _job(row: JobRow) -> Job:
         started=row.started,
         finished=row.finished,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _host_pid(runner: str | None) -> tuple[str, int]:

@@ -67,9 +67,13 @@ class LocalBackend:
         self.prepare()
         work_dir.mkdir(parents=True, exist_ok=True)
         result_path = work_dir / "model.zip"
-        worker.conn.send(
-            (job.spec, str(data_path), kind, str(log_path), str(result_path), self.memory_mb)
-        )
+        payload = (job.spec, str(data_path), kind, str(log_path), str(result_path), self.memory_mb)
+        try:
+            worker.conn.send(payload)
+        except OSError:  # the spare died after the check above: use a fresh one
+            _stop(worker.process)
+            worker = _Worker()
+            worker.conn.send(payload)
         return LocalJob(worker.process, worker.conn, result_path)
 
     def close(self) -> None:
@@ -162,10 +166,15 @@ def _worker_main(conn: Connection) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     os.nice(JOB_NICENESS)
     from .handle import failure_message
-    from .jobs import run_job, warm_up
-    from .spec import JobSpec
 
-    warm_up()
+    try:  # a broken install must reach the job log, not only the server's stderr
+        from .jobs import run_job, warm_up
+        from .spec import JobSpec
+
+        warm_up()
+        broken = None
+    except Exception as exc:  # noqa: BLE001 - reported once a job arrives
+        broken = exc
     try:
         spec, data_path, kind, log_path, result_path, memory_mb = conn.recv()
     except EOFError:  # the server stopped before giving this spare a job
@@ -181,6 +190,8 @@ def _worker_main(conn: Connection) -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
+        if broken is not None:
+            raise broken
         artifact = run_job(
             JobSpec(**spec), Path(data_path), kind, lambda e: conn.send(("event", e))
         )

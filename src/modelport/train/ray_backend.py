@@ -38,9 +38,13 @@ class RayBackend:
         from ray.util.queue import Queue
 
         queue = Queue()
-        task = ray.remote(num_cpus=0, max_retries=0)(_run_on_ray)
-        data = ray.put(data_path.read_bytes())
-        ref = task.remote(job.spec, data, data_path.suffix, kind, queue)
+        try:
+            task = ray.remote(num_cpus=0, max_retries=0)(_run_on_ray)
+            data = ray.put(data_path.read_bytes())
+            ref = task.remote(job.spec, data, data_path.suffix, kind, queue)
+        except BaseException:
+            ray.kill(queue.actor)
+            raise
         return RayJob(ray, ref, queue)
 
     def close(self) -> None:

@@ -54,6 +54,9 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._running: dict[str, JobHandle] = {}
+        self._registering: set[str] = set()
+        self._owned: set[str] = set()
+        """Jobs claimed by this process whose thread has not ended."""
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._scheduler: threading.Thread | None = None
@@ -77,11 +80,14 @@ class JobRunner:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop taking jobs; kill running ones and mark them failed (nothing is registered)."""
+        """Stop taking jobs; kill running ones and mark them failed (nothing is registered).
+
+        A job already registering its model finishes that first (it takes well under a second).
+        """
         self._stop.set()
         self._wake.set()
         with self._lock:
-            handles = list(self._running.items())
+            handles = [(i, h) for i, h in self._running.items() if i not in self._registering]
         for job_id, handle in handles:
             handle.kill()
             self.jobs.finish(job_id, FAILED, error="The server stopped while the job ran.")
@@ -99,7 +105,9 @@ class JobRunner:
                         break
                     self._launch(job)
                 if time.monotonic() - last_recover > RECOVER_EVERY:
-                    self.jobs.recover({self.id})
+                    with self._lock:
+                        owned = set(self._owned)
+                    self.jobs.recover(self.id, owned)
                     last_recover = time.monotonic()
             except Exception:  # a database hiccup must not stop the queue
                 log.exception("job scheduler")
@@ -115,9 +123,17 @@ class JobRunner:
         thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True)
         with self._lock:
             self._threads.append(thread)
+            self._owned.add(job.id)
         thread.start()
 
     def _run(self, job: Job) -> None:
+        try:
+            self._start_and_follow(job)
+        finally:
+            with self._lock:
+                self._owned.discard(job.id)
+
+    def _start_and_follow(self, job: Job) -> None:
         log_path = self.jobs.log_path(job.id)
         work_dir = self.settings.home / "jobs" / job.id
         note = _Log(log_path)
@@ -131,13 +147,19 @@ class JobRunner:
             if isinstance(exc, NotFound):
                 message = f"The dataset {job.spec['dataset']} was deleted before the job started."
             note(f"failed to start: {message}")
-            self.jobs.finish(job.id, FAILED, error=message)
+            self.jobs.finish(job.id, FAILED, runner=self.id, error=message)
             return
         note(f"started on {handle.where}")
         with self._lock:
             self._running[job.id] = handle
         try:
             self._follow(job, handle, note)
+        except Exception as exc:  # a bug or a lost database must not leave it "running"
+            log.exception("job %s", job.id)
+            handle.kill()
+            note(f"failed: the job runner stopped with {exc!r}")
+            error = "The job runner failed; the server log has the details."
+            self.jobs.finish(job.id, FAILED, runner=self.id, error=error)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
@@ -147,15 +169,25 @@ class JobRunner:
         pending: dict[str, Any] = {}
         written = 0.0
         clock = _Timings(job)
+        limit = time.monotonic() + time_limit(float(job.spec.get("time_budget") or 60))
         while not handle.finished:
             for event in handle.poll(POLL):
                 pending.update(_fields(event))
                 clock.saw(event)
             if self._stop.is_set():
                 return
+            if time.monotonic() > limit:
+                handle.kill()
+                message = (
+                    f"The job ran {time_limit(job.spec['time_budget']):.0f} s, well past its time "
+                    "budget, and was stopped; nothing was registered. Give it a larger time_budget."
+                )
+                note(f"failed: {message}")
+                self.jobs.finish(job.id, FAILED, runner=self.id, error=message)
+                return
             if time.monotonic() - written >= PROGRESS_INTERVAL:  # also the heartbeat
-                if self.jobs.update(job.id, self.id, **pending):
-                    return self._cancelled(job, handle, note)
+                if not self.jobs.update(job.id, self.id, **pending):
+                    return self._stopped(job, handle, note)
                 pending, written = {}, time.monotonic()
         for event in handle.poll(0):
             pending.update(_fields(event))
@@ -163,12 +195,22 @@ class JobRunner:
             data = handle.result()
         except JobFailed as exc:
             note(f"failed: {exc}\n{exc.details}".rstrip())
-            self.jobs.finish(job.id, FAILED, error=str(exc), **_without_progress(pending))
+            fields = _without_progress(pending)
+            self.jobs.finish(job.id, FAILED, runner=self.id, error=str(exc), **fields)
             return
         clock.mark("training")
-        if self.jobs.update(job.id, self.id, **_without_progress(pending)):
-            return self._cancelled(job, handle, note)
-        self._register(job, data, note, clock)
+        with self._lock:
+            self._registering.add(job.id)
+        try:
+            if not (
+                self.jobs.update(job.id, self.id, **_without_progress(pending))
+                and self.jobs.begin_registering(job.id, self.id)
+            ):
+                return self._stopped(job, handle, note)
+            self._register(job, data, note, clock)
+        finally:
+            with self._lock:
+                self._registering.discard(job.id)
 
     def _register(
         self, job: Job, data: bytes, note: Callable[[str], None], clock: _Timings
@@ -180,7 +222,7 @@ class JobRunner:
             )
         except ModelportError as exc:
             note(f"failed to register: {exc.message}")
-            self.jobs.finish(job.id, FAILED, error=exc.message)
+            self.jobs.finish(job.id, FAILED, runner=self.id, error=exc.message)
             return
         reference = f"{manifest.name}:{manifest.version}"
         clock.mark("registering")
@@ -188,15 +230,27 @@ class JobRunner:
         self.jobs.finish(
             job.id,
             SUCCEEDED,
+            runner=self.id,
             model=reference,
             message=f"Registered {reference}",
             timings=clock.spent,
         )
 
-    def _cancelled(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
+    def _stopped(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
+        """Cancelled, or taken from this server (recovered as failed elsewhere): stop it."""
         handle.kill()
-        note("cancelled; nothing registered")
-        self.jobs.finish(job.id, CANCELLED, message="Cancelled; nothing was registered")
+        if self.jobs.get(job.id).cancel_requested:
+            note("cancelled; nothing registered")
+            message = "Cancelled; nothing was registered"
+            self.jobs.finish(job.id, CANCELLED, runner=self.id, message=message)
+        else:
+            note("stopped: another server marked this job failed; nothing registered")
+
+
+def time_limit(budget: float) -> float:
+    """How long a job may run before it is stopped: its budget and a generous margin (start-up,
+    export; user scripts have no budget of their own to keep)."""
+    return budget + max(60.0, 0.25 * budget)
 
 
 def _fields(event: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from typing import Any
 
 from ..data.tabular import TASKS
 from ..errors import InvalidParameter, InvalidTarget
-from ..refs import check_alias, check_name
+from ..refs import LATEST, check_alias, check_name
 from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 ESTIMATOR_NAMES = ("lgbm", "xgboost", "rf", "extra_tree", "linear")
 DEFAULT_ENTRY = "train"
+TYPE_NAMES = {str: "string", int: "whole number"}
 
 
 @dataclass
@@ -58,9 +59,26 @@ class JobSpec:
         return spec
 
     def check(self, max_time_budget: float) -> None:
+        _check_type("dataset", self.dataset, str)
+        _check_type("name", self.name, str)
         check_name(self.name)
+        _check_strings("aliases", self.aliases)
         for alias in self.aliases:
             check_alias(alias)
+            if alias == LATEST:
+                raise InvalidParameter(
+                    f"'{LATEST}' always means the newest version; it cannot be set."
+                )
+        for field_name in ("target", "script"):
+            if getattr(self, field_name) is not None:
+                _check_type(field_name, getattr(self, field_name), str)
+        _check_type("task", self.task, str)
+        _check_type("metric", self.metric, str)
+        _check_type("entry", self.entry, str)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InvalidParameter(f"seed must be an integer, not {self.seed!r}.")
+        if self.estimators is not None:
+            _check_strings("estimators", self.estimators)
         budget = self.time_budget
         if (
             isinstance(budget, bool)
@@ -82,8 +100,6 @@ class JobSpec:
             raise InvalidParameter(
                 f"Unknown estimator(s) {unknown}. Choose from: {', '.join(ESTIMATOR_NAMES)}."
             )
-        if self.script is not None and not isinstance(self.script, str):
-            raise InvalidParameter("script must be the Python source code, as a string.")
         if self.script is None and self.target is None:
             raise InvalidTarget(
                 "The job needs 'target': the column to predict (or a 'script' with your own "
@@ -106,3 +122,13 @@ class JobSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_type(name: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise InvalidParameter(f"{name} must be a {TYPE_NAMES[kind]}, not {value!r}.")
+
+
+def _check_strings(name: str, value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f'{name} must be a list of strings, e.g. ["a", "b"], not {value!r}.')

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..artifact import ColumnSpec, ModelArtifact
 from ..data import tabular as data
-from ..errors import ExportError, InvalidParameter, ModelportError, SchemaMismatch
+from ..errors import ExportError, InvalidParameter, ModelportError, SchemaMismatch, Unavailable
 from ..export import parity
 from ..export.convert import sklearn_to_onnx
 from ..export.quantize import int8_variant
@@ -204,6 +204,11 @@ class TabularAutoML:
         except ModelportError:
             raise
         except Exception as exc:  # FLAML raises plain errors for data it cannot use
+            if self.backend == "ray":  # ... and Ray for workers or nodes it lost
+                raise Unavailable(
+                    f"The AutoML search on Ray failed: {type(exc).__name__}: {exc}. Check the "
+                    "cluster (MODELPORT_RAY_ADDRESS) and the data."
+                ) from exc
             raise InvalidParameter(
                 f"The AutoML search failed: {exc}. Check the data and the options."
             ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,13 +15,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from ...errors import InvalidInput
+from ...errors import Conflict, Forbidden, InvalidInput
 from ...store.datasets import IncomingFile
 from ...train.spec import JobSpec
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import json_response, parse_json
 
 CHUNK = 1 << 20
+MAX_LOG_BYTES = 1 << 20
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
 
@@ -95,6 +97,12 @@ async def dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
     call.key = ctx.auth.check(request.headers, "train")
     dataset_id = request.path_params["id"]
     if request.method == "DELETE":
+        waiting = await asyncio.to_thread(ctx.store.jobs.using, dataset_id)
+        if waiting:
+            raise Conflict(
+                f"Dataset {dataset_id} is used by the queued or running job(s) "
+                f"{', '.join(waiting)}; cancel them or wait until they end, then delete it."
+            )
         found = await asyncio.to_thread(ctx.store.datasets.delete, dataset_id)
         return json_response({"deleted": found.id})
     found = await asyncio.to_thread(ctx.store.datasets.get, dataset_id)
@@ -108,6 +116,11 @@ async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Respon
     scope = "admin" if isinstance(body, dict) and body.get("script") is not None else "train"
     call.key = ctx.auth.check(request.headers, scope)
     spec = JobSpec.from_request(body, ctx.settings.max_time_budget)
+    if call.key is not None and not call.key.covers(spec.name):
+        raise Forbidden(
+            f"The API key '{call.key.name}' may not write model '{spec.name}' (it is limited to "
+            f"{', '.join(call.key.models or ())})."
+        )
     found = await asyncio.to_thread(ctx.store.datasets.get, spec.dataset)
     spec.check_dataset(found.kind, [c["name"] for c in found.details.get("columns", [])])
     job = await asyncio.to_thread(
@@ -115,7 +128,7 @@ async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Respon
     )
     ctx.runner.wake()
     return json_response(
-        _job_view(job.to_dict()), status=201, headers={"Location": f"/api/v1/jobs/{job.id}"}
+        _job_view(job.to_dict(), call), status=201, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
 
 
@@ -124,7 +137,7 @@ async def list_jobs(ctx: ServerContext, request: Request, call: Call) -> Respons
     call.key = ctx.auth.check(request.headers, "train")
     status = request.query_params.get("status")
     found = await asyncio.to_thread(ctx.store.jobs.list, 100, status)
-    return json_response({"jobs": [_job_view(j.to_dict(), brief=True) for j in found]})
+    return json_response({"jobs": [_job_view(j.to_dict(), call, brief=True) for j in found]})
 
 
 @endpoint("job")
@@ -134,19 +147,32 @@ async def job(ctx: ServerContext, request: Request, call: Call) -> Response:
     job_id = request.path_params["id"]
     if request.method == "DELETE":
         found = await asyncio.to_thread(ctx.store.jobs.cancel, job_id)
-        return json_response(_job_view(found.to_dict()), status=200 if found.done else 202)
+        return json_response(_job_view(found.to_dict(), call), status=200 if found.done else 202)
     found = await asyncio.to_thread(ctx.store.jobs.get, job_id)
-    return json_response(_job_view(found.to_dict()))
+    return json_response(_job_view(found.to_dict(), call))
 
 
 @endpoint("job_logs")
 async def job_logs(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The end of the job's log: the last ``?tail=`` bytes (default and most: 1 MiB)."""
     call.key = ctx.auth.check(request.headers, "train")
     job_id = request.path_params["id"]
     await asyncio.to_thread(ctx.store.jobs.get, job_id)  # 404 for an unknown job
-    path = ctx.store.jobs.log_path(job_id)
-    text = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+    tail = request.query_params.get("tail", str(MAX_LOG_BYTES))
+    if not tail.isdigit():
+        raise InvalidInput("tail must be a number of bytes, e.g. ?tail=65536.")
+    text = await asyncio.to_thread(
+        _tail, ctx.store.jobs.log_path(job_id), min(int(tail), MAX_LOG_BYTES)
+    )
     return Response(text, media_type="text/plain; charset=utf-8")
+
+
+def _tail(path: Path, size: int) -> bytes:
+    if not path.exists():
+        return b""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read()
 
 
 @endpoint("job_events")
@@ -155,32 +181,30 @@ async def job_events(ctx: ServerContext, request: Request, call: Call) -> Respon
     call.key = ctx.auth.check(request.headers, "train")
     first = await asyncio.to_thread(ctx.store.jobs.get, request.path_params["id"])
     return StreamingResponse(
-        _event_stream(ctx, first),
+        _event_stream(ctx, first, call),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _event_stream(ctx: ServerContext, job: Any) -> AsyncIterator[bytes]:
+async def _event_stream(ctx: ServerContext, job: Any, call: Call) -> AsyncIterator[bytes]:
     sent: dict[str, Any] = {}
     number = 0
     last = time.monotonic()
     while True:
         state = job.to_dict()
         updates = {
-            "progress": {
-                k: state[k] for k in ("status", "stage", "progress", "elapsed", "message")
-            },
+            "progress": {k: state[k] for k in ("status", "stage", "progress", "message")},
             "leaderboard": {"leaderboard": state["leaderboard"]},
         }
         for name, data in updates.items():
-            if sent.get(name) != data:
+            if sent.get(name) != data:  # elapsed alone is no news: clients keep their clock
                 number += 1
                 sent[name] = data
                 last = time.monotonic()
-                yield _sse(name, data, number)
+                yield _sse(name, {**data, "elapsed": state["elapsed"]}, number)
         if job.done:
-            yield _sse("done", _job_view(state), number + 1)
+            yield _sse("done", _job_view(state, call), number + 1)
             return
         if time.monotonic() - last > KEEP_ALIVE:
             last = time.monotonic()
@@ -193,10 +217,15 @@ def _sse(event: str, data: Any, number: int) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (number, event.encode(), orjson.dumps(data))
 
 
-def _job_view(state: dict[str, Any], brief: bool = False) -> dict[str, Any]:
-    """The job as the API shows it, with links to its model once it is registered."""
+def _job_view(state: dict[str, Any], call: Call, brief: bool = False) -> dict[str, Any]:
+    """The job as the API shows it, with links to its model once it is registered.
+
+    A script's source is shown to admin keys (and local anonymous calls) only.
+    """
     if brief:
         state = {k: v for k, v in state.items() if k not in ("leaderboard", "spec")}
+    elif state["spec"].get("script") and call.key is not None and call.key.scope != "admin":
+        state = {**state, "spec": {**state["spec"], "script": "(hidden: admin keys only)"}}
     if state.get("model"):
         ref = state["model"]
         state["links"] = {
