@@ -14,11 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
-from sqlalchemy.orm import Session
 
 from .._fs import fsync_dir
 from ..errors import InvalidDataset, NotFound, PayloadTooLarge
-from .db import DatasetRow, as_utc
+from .db import DatasetRow, as_utc, from_row, transaction
 
 ID_PREFIX = "ds_"
 
@@ -144,7 +143,7 @@ class DatasetStore:
             details=info.details,
         )
         try:
-            with self._session() as session:
+            with transaction(self.engine) as session:
                 session.add(row)
         except DBIntegrityError:  # the same bytes were uploaded at the same moment
             found = self._find(sha256)
@@ -153,7 +152,7 @@ class DatasetStore:
         return _dataset(row), True
 
     def get(self, dataset_id: str) -> Dataset:
-        with self._session() as session:
+        with transaction(self.engine) as session:
             row = session.get(DatasetRow, dataset_id)
             if row is None:
                 raise NotFound(
@@ -163,14 +162,14 @@ class DatasetStore:
             return _dataset(row)
 
     def list(self) -> list[Dataset]:
-        with self._session() as session:
+        with transaction(self.engine) as session:
             rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created.desc()))
             return [_dataset(r) for r in rows]
 
     def delete(self, dataset_id: str) -> Dataset:
         """Forget the dataset, then remove its file (a crash in between leaves only a file)."""
         dataset = self.get(dataset_id)
-        with self._session() as session:
+        with transaction(self.engine) as session:
             row = session.get(DatasetRow, dataset_id)
             if row is not None:
                 session.delete(row)
@@ -184,25 +183,10 @@ class DatasetStore:
         return self.root / sha256[:2] / f"{sha256}.{fmt}"
 
     def _find(self, sha256: str) -> Dataset | None:
-        with self._session() as session:
+        with transaction(self.engine) as session:
             row = session.scalars(select(DatasetRow).where(DatasetRow.sha256 == sha256)).first()
             return _dataset(row) if row is not None else None
 
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
 
 def _dataset(row: DatasetRow) -> Dataset:
-    return Dataset(
-        id=row.id,
-        sha256=row.sha256,
-        filename=row.filename,
-        kind=row.kind,
-        format=row.format,
-        size_bytes=row.size_bytes,
-        rows=row.rows,
-        details=row.details,
-        created=row.created,
-    )
+    return from_row(Dataset, row)

@@ -3,16 +3,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, String, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One transaction; the objects it returns stay readable after the commit."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
+    """The dataclass ``cls`` filled from the same-named columns of ``row``."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**values, **overrides})
 
 
 def as_utc(moment: datetime) -> datetime:

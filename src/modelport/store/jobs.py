@@ -7,11 +7,9 @@ found and marked failed instead of staying "running" forever.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, RateLimited
-from .db import JobRow, as_utc
+from .db import JobRow, as_utc, from_row, transaction
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
@@ -105,7 +103,7 @@ class JobStore:
         self.log_dir = log_dir
 
     def submit(self, spec: dict[str, Any], max_queued: int) -> Job:
-        with self._session() as session:
+        with transaction(self.engine) as session:
             queued = session.scalar(select(func.count()).where(JobRow.status == QUEUED)) or 0
             if queued >= max_queued:
                 raise RateLimited(
@@ -119,19 +117,19 @@ class JobStore:
             return _job(row)
 
     def get(self, job_id: str) -> Job:
-        with self._session() as session:
+        with transaction(self.engine) as session:
             return _job(self._row(session, job_id))
 
     def list(self, limit: int = 100, status: str | None = None) -> list[Job]:
         query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
         if status:
             query = query.where(JobRow.status == status)
-        with self._session() as session:
+        with transaction(self.engine) as session:
             return [_job(r) for r in session.scalars(query)]
 
     def claim(self, runner: str) -> Job | None:
         """Mark the oldest queued job running for ``runner``; None when the queue is empty."""
-        with self._session() as session:
+        with transaction(self.engine) as session:
             candidates = session.scalars(
                 select(JobRow.id).where(JobRow.status == QUEUED).order_by(JobRow.created).limit(5)
             ).all()
@@ -149,7 +147,7 @@ class JobStore:
     def update(self, job_id: str, runner: str, **fields: Any) -> bool:
         """Record progress and a heartbeat; False when the job should stop: a cancel was asked
         for, or it is no longer this runner's (marked failed by another server's recovery)."""
-        with self._session() as session:
+        with transaction(self.engine) as session:
             written = session.execute(
                 update(JobRow)
                 .where(
@@ -172,7 +170,7 @@ class JobStore:
     def finish(self, job_id: str, status: str, runner: str | None = None, **fields: Any) -> Job:
         """End the job (once; only by ``runner`` when given), with texts cut to a sane size."""
         assert status in FINISHED
-        with self._session() as session:
+        with transaction(self.engine) as session:
             row = self._row(session, job_id)
             if row.status in FINISHED or (runner is not None and row.runner != runner):
                 return _job(row)
@@ -189,7 +187,7 @@ class JobStore:
 
     def cancel(self, job_id: str) -> Job:
         """A queued job is cancelled at once; a running one when its runner next looks."""
-        with self._session() as session:
+        with transaction(self.engine) as session:
             row = self._row(session, job_id)
             if row.status in FINISHED:
                 raise Conflict(
@@ -213,7 +211,7 @@ class JobStore:
         host = socket.gethostname()
         cutoff = datetime.now(UTC) - STALE_AFTER
         failed = []
-        with self._session() as session:
+        with transaction(self.engine) as session:
             for row in session.scalars(select(JobRow).where(JobRow.status == RUNNING)):
                 if runner is not None and row.runner == runner:
                     if row.id in owned:
@@ -234,7 +232,7 @@ class JobStore:
 
     def using(self, dataset_id: str) -> list[str]:
         """Queued and running jobs that will read ``dataset_id``."""
-        with self._session() as session:
+        with transaction(self.engine) as session:
             rows = session.scalars(select(JobRow).where(JobRow.status.in_((QUEUED, RUNNING))))
             return [row.id for row in rows if row.spec.get("dataset") == dataset_id]
 
@@ -247,29 +245,9 @@ class JobStore:
             raise NotFound(f"There is no job '{job_id}'. GET /api/v1/jobs lists the jobs.")
         return row
 
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
 
 def _job(row: JobRow) -> Job:
-    return Job(
-        id=row.id,
-        status=row.status,
-        spec=row.spec,
-        stage=row.stage,
-        progress=row.progress,
-        message=row.message,
-        leaderboard=row.leaderboard or [],
-        model=row.model,
-        error=row.error,
-        timings=row.timings or {},
-        cancel_requested=row.cancel_requested,
-        created=row.created,
-        started=row.started,
-        finished=row.finished,
-    )
+    return from_row(Job, row, leaderboard=row.leaderboard or [], timings=row.timings or {})
 
 
 def _host_pid(runner: str | None) -> tuple[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +20,7 @@ from ..errors import InvalidReference, ModelNotFound, ModelportError
 from ..refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 from .blobs import BlobStore
 from .datasets import DatasetStore
-from .db import AliasRow, ModelKeyRow, ModelRow, StateRow, VersionRow, make_engine
+from .db import AliasRow, ModelKeyRow, ModelRow, StateRow, VersionRow, make_engine, transaction
 from .jobs import JobStore
 
 REGISTER_ATTEMPTS = 8
@@ -66,10 +66,8 @@ class Store:
         )
         self.jobs = JobStore(self.engine, home / "jobs")
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def _session(self) -> AbstractContextManager[Session]:
+        return transaction(self.engine)
 
     @contextmanager
     def _change(self) -> Iterator[Session]:
