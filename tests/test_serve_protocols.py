@@ -301,3 +301,12 @@ def test_access_log_has_no_keys_or_inputs(served):
     log = server.log.read_text()
     assert '"route":"simple_predict"' in log
     assert "12345.5" not in log and "mp_secret_value" not in log
+
+
+def test_every_route_is_in_the_openapi_document():
+    from modelport.serve.openapi import SPEC
+    from modelport.serve.routes import oip, simple, tfserving, training
+
+    paths = {r.path for module in (oip, simple, tfserving, training) for r in module.routes}
+    paths.discard("/v1/models/{tail:path}")  # TF-Serving's colon paths, listed one by one
+    assert paths - set(SPEC["paths"]) == set()

@@ -20,6 +20,7 @@ REF_PARAM = {
     "description": "name, name:VERSION or name@ALIAS",
 }
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -150,6 +151,12 @@ SPEC: dict[str, Any] = {
                 [REF_PARAM],
             )
         },
+        "/api/v1/models/{ref}/key": {
+            "get": _op("The at-rest key of an encrypted model (devices)", "downloads", [REF_PARAM])
+        },
+        "/api/v1/signing-key": {
+            "get": _op("The public Ed25519 key that signs downloads", "downloads")
+        },
         "/api/v1/usage": {
             "get": _op(
                 "Usage and cost per key and model (admin keys)",
@@ -162,6 +169,56 @@ SPEC: dict[str, Any] = {
                         "schema": {"type": "string", "format": "date-time"},
                     },
                 ],
+            )
+        },
+        "/api/v1/datasets": {
+            "post": {
+                **_op("Upload a dataset (multipart field 'file', or the raw body)", "training"),
+                "parameters": [{"name": "filename", "in": "query", "schema": {"type": "string"}}],
+                "requestBody": {
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        },
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
+                    }
+                },
+            },
+            "get": _op("List datasets", "training"),
+        },
+        "/api/v1/datasets/{id}": {
+            "get": _op("A dataset", "training", [ID_PARAM]),
+            "delete": _op("Delete a dataset (409 while a job uses it)", "training", [ID_PARAM]),
+        },
+        "/api/v1/jobs": {
+            "post": _op("Submit a training job (201)", "training", body="JobRequest"),
+            "get": _op(
+                "List the latest jobs",
+                "training",
+                [{"name": "status", "in": "query", "schema": {"type": "string"}}],
+            ),
+        },
+        "/api/v1/jobs/{id}": {
+            "get": _op(
+                "A job: status, progress, leaderboard, model, error", "training", [ID_PARAM]
+            ),
+            "delete": _op("Cancel a job (202 while it stops)", "training", [ID_PARAM]),
+        },
+        "/api/v1/jobs/{id}/events": {
+            "get": _op(
+                "Server-Sent Events: progress, leaderboard, then done", "training", [ID_PARAM]
+            )
+        },
+        "/api/v1/jobs/{id}/logs": {
+            "get": _op(
+                "The job log (?tail= bytes)",
+                "training",
+                [ID_PARAM, {"name": "tail", "in": "query", "schema": {"type": "integer"}}],
             )
         },
         "/metrics": {"get": _op("Prometheus metrics", "operations")},
@@ -205,6 +262,23 @@ SPEC: dict[str, Any] = {
             "TFPredictRequest": {
                 "type": "object",
                 "properties": {"instances": {}, "inputs": {}, "signature_name": {"type": "string"}},
+            },
+            "JobRequest": {
+                "type": "object",
+                "required": ["dataset", "name"],
+                "properties": {
+                    "dataset": {"type": "string"},
+                    "name": {"type": "string"},
+                    "target": {"type": "string"},
+                    "time_budget": {"type": "number", "default": 60},
+                    "task": {"enum": ["auto", "classification", "regression"]},
+                    "metric": {"type": "string", "default": "auto"},
+                    "seed": {"type": "integer"},
+                    "estimators": {"type": "array", "items": {"type": "string"}},
+                    "aliases": {"type": "array", "items": {"type": "string"}},
+                    "script": {"type": "string", "description": "Python source (admin keys)"},
+                    "entry": {"type": "string", "default": "train"},
+                },
             },
             "PredictRequest": {
                 "type": "object",
