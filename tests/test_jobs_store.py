@@ -45,7 +45,7 @@ def test_cancel_stops_a_running_job_before_registration_not_after(store):
     with pytest.raises(Conflict, match="too late to cancel"):
         jobs.cancel(registering.id)
     assert jobs.finish(registering.id, SUCCEEDED, runner=runner, model="m:1").status == SUCCEEDED
-    with pytest.raises(Conflict, match="already succeeded"):
+    with pytest.raises(Conflict, match=r"already ended \(succeeded\)"):
         jobs.cancel(registering.id)
 
 
@@ -73,3 +73,21 @@ def test_recovery_fails_jobs_whose_server_is_gone(store):
     assert jobs.get(elsewhere.id).status == RUNNING
     assert jobs.recover() == [followed.id]  # after a restart: its pid is this process's
     assert jobs.using("ds_1") == [elsewhere.id]
+
+
+def test_a_job_must_fit_its_dataset_when_submitted():
+    from modelport.errors import InvalidParameter, InvalidTarget
+    from modelport.train.spec import JobSpec
+
+    columns = [{"name": "x", "dtype": "number"}, {"name": "plan", "dtype": "string"}]
+    spec = JobSpec.from_request({**SPEC, "target": "plan", "task": "regression"}, 100)
+    with pytest.raises(InvalidTarget, match="holds text"):
+        spec.check_dataset("table", columns)
+    spec = JobSpec.from_request({**SPEC, "target": "plan", "metric": "r2"}, 100)
+    with pytest.raises(InvalidParameter, match="does not fit a classification task"):
+        spec.check_dataset("table", columns)
+    with pytest.raises(InvalidParameter, match="script"):
+        JobSpec.from_request(SPEC, 100).check_dataset("images", [])
+    JobSpec.from_request({**SPEC, "target": "x", "metric": "r2"}, 100).check_dataset(
+        "table", columns
+    )

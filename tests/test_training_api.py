@@ -75,6 +75,12 @@ def test_upload_train_watch_predict_download(hosted):
         "/api/v1/datasets?filename=again.csv", content=cancer_csv()
     )
     assert again.status_code == 200 and again.json()["id"] == dataset["id"]
+    as_curl_sends_it = client.post(  # curl --data-binary: a form type, the file as the body
+        "/api/v1/datasets?filename=c.csv",
+        content=cancer_csv(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert as_curl_sends_it.status_code == 200, as_curl_sends_it.text
     assert [d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]].count(
         dataset["id"]
     ) == 1
@@ -416,7 +422,7 @@ def test_cli_jobs_submit_follow_list_logs_cancel(hosted, tmp_path):
     shown = jobs("show", job["id"])
     assert "succeeded" in shown.stdout and f"{server.url}/api/v1/models/" in shown.stdout
     too_late = jobs("cancel", job["id"])
-    assert too_late.returncode == 1 and "already succeeded" in too_late.stderr
+    assert too_late.returncode == 1 and "already ended (succeeded)" in too_late.stderr
     missing = jobs("submit", str(data), "--target", "nope", "--name", "x")
     assert missing.returncode == 1 and "no column 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -37,6 +37,8 @@ class LiveTraining:
         if self.started:
             self.live.update(self._render())
             self.live.__exit__(*exc)
+            if not err_console.is_terminal:  # piped: end the last drawing with a line break
+                err_console.line()
 
     def update(self, progress: float, message: str, leaderboard: list[dict[str, Any]]) -> None:
         """Draw the state; the display starts with the first one, so errors before it stay clean."""
@@ -51,6 +53,10 @@ class LiveTraining:
         self.live.update(self._render())
 
     def _render(self) -> Group:
+        return Group(self.progress, self.table()) if self.rows else Group(self.progress)
+
+    def table(self) -> Table:
+        """The leaderboard as a Rich table."""
         table = Table(title="Leaderboard", title_justify="left")
         for column in ("model", "metric", "score", "trials", "fit s", "ONNX µs/row", "note"):
             table.add_column(column, justify="right" if column not in ("model", "note") else "left")
@@ -65,4 +71,4 @@ class LiveTraining:
                 f"{latency:.0f}" if latency is not None else "—",
                 row.get("note", ""),
             )
-        return Group(self.progress, table)
+        return table

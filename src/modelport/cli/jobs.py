@@ -100,8 +100,15 @@ def show(
     with _client(server, api_key) as client:
         if follow:
             _follow(client, job_id, json_output, server)
-        else:
-            _print_job(client.job(job_id), json_output, server)
+            return
+        job = client.job(job_id)
+    if not json_output and job["leaderboard"]:
+        display = LiveTraining(enabled=False)
+        display.update(job["progress"], job["message"], job["leaderboard"])
+        console.print(display.table())
+    _print_job(job, json_output, server)
+    if job["status"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -53,7 +53,8 @@ class Authenticator:
         if not key.allows(scope):
             raise Forbidden(
                 f"The API key '{key.name}' has scope '{key.scope}', which does not allow "
-                f"{scope} requests. Use a key with scope '{scope}' or 'admin'."
+                f"{scope} requests. Use a key with scope "
+                + (f"'{scope}' or 'admin'." if scope != "admin" else "'admin'.")
             )
         if model is not None and not key.covers(model):
             raise Forbidden(

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, NotFound, RateLimited
+from ..errors import Conflict, InvalidParameter, NotFound, RateLimited
 from .db import JobRow, as_utc, from_row, transaction
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
@@ -121,6 +121,10 @@ class JobStore:
             return _job(self._row(session, job_id))
 
     def list(self, limit: int = 100, status: str | None = None) -> list[Job]:
+        if status is not None and status not in (QUEUED, RUNNING, *FINISHED):
+            raise InvalidParameter(
+                f"status must be one of {', '.join((QUEUED, RUNNING, *FINISHED))}, not {status!r}."
+            )
         query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
         if status:
             query = query.where(JobRow.status == status)
@@ -177,8 +181,9 @@ class JobStore:
             for name in ("error", "message"):
                 if isinstance(fields.get(name), str):
                     fields[name] = fields[name][:MAX_TEXT]
-            row.status = status
+            row.status, row.stage = status, status
             row.finished = datetime.now(UTC)
+            row.message = {FAILED: "Failed", CANCELLED: "Cancelled"}.get(status, row.message)
             if status == SUCCEEDED:
                 row.progress, row.stage = 1.0, "done"
             for name, value in fields.items():
@@ -191,7 +196,7 @@ class JobStore:
             row = self._row(session, job_id)
             if row.status in FINISHED:
                 raise Conflict(
-                    f"Job {job_id} has already {row.status}; there is nothing to cancel."
+                    f"Job {job_id} has already ended ({row.status}); there is nothing to cancel."
                 )
             if row.stage == REGISTERING:
                 raise Conflict(
@@ -200,7 +205,8 @@ class JobStore:
                 )
             row.cancel_requested = True
             if row.status == QUEUED:
-                row.status, row.finished, row.message = CANCELLED, datetime.now(UTC), "Cancelled"
+                row.status, row.stage = CANCELLED, CANCELLED
+                row.finished, row.message = datetime.now(UTC), "Cancelled"
             return _job(row)
 
     def recover(

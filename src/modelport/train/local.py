@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..errors import ModelportError
 from .handle import JobFailed
 
 CONTEXT = multiprocessing.get_context("spawn")  # forking a threaded server is unsafe
@@ -36,9 +37,10 @@ class _Worker:
 
     def __init__(self) -> None:
         self.conn, child = CONTEXT.Pipe(duplex=True)
-        self.process = CONTEXT.Process(
-            target=_worker_main, args=(child,), name="modelport-job", daemon=True
-        )
+        # NOTE: not a daemon: joblib (scikit-learn's parallel loops) refuses to start workers in
+        # a daemonic process and falls back to one core, with a warning per fit in the job log.
+        # The runner kills these processes itself, and they exit when the server dies.
+        self.process = CONTEXT.Process(target=_worker_main, args=(child,), name="modelport-job")
         self.process.start()
         child.close()
 
@@ -198,7 +200,10 @@ def _worker_main(conn: Connection) -> None:
         artifact.to_file(result_path)
         conn.send(("done", result_path))
     except BaseException as exc:  # noqa: BLE001 - everything is reported, then the process ends
-        traceback.print_exc()
+        if isinstance(exc, ModelportError):  # a user error: its message says it all
+            print(f"error: {exc.message}", file=sys.stderr)
+        else:
+            traceback.print_exc()
         conn.send(("failed", failure_message(exc)))
     finally:
         conn.close()

@@ -8,11 +8,14 @@ as with local jobs, so a cancelled task (``ray.cancel(force=True)``) leaves noth
 
 from __future__ import annotations
 
+import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..errors import ModelportError
 from .handle import JobFailed
 from .ray_search import ensure_ray
 
@@ -45,7 +48,11 @@ class RayBackend:
         except BaseException:
             ray.kill(queue.actor)
             raise
-        return RayJob(ray, ref, queue)
+        return RayJob(ray, ref, queue, rewarm=self._rewarm)
+
+    def _rewarm(self) -> None:
+        """A cancel kills the job's workers: warm new ones for the next job."""
+        threading.Thread(target=self.prepare, name="ray-warm-up", daemon=True).start()
 
     def close(self) -> None:
         """Disconnect; a local Ray stops with its agents (they outlive a plain exit)."""
@@ -58,10 +65,11 @@ class RayBackend:
 class RayJob:
     """A job running as a Ray task."""
 
-    def __init__(self, ray: Any, ref: Any, queue: Any) -> None:
+    def __init__(self, ray: Any, ref: Any, queue: Any, rewarm: Callable[[], None]) -> None:
         self._ray = ray
         self._ref = ref
         self._queue = queue
+        self._rewarm = rewarm
         self._done = False
 
     @property
@@ -92,6 +100,7 @@ class RayJob:
     def kill(self) -> None:
         self._ray.cancel(self._ref, force=True, recursive=True)
         self._ray.kill(self._queue.actor)
+        self._rewarm()
 
 
 def _warm_up() -> None:
@@ -117,4 +126,5 @@ def _run_on_ray(
             artifact = run_job(JobSpec(**spec), path, kind, queue.put, backend="ray")
         return "done", artifact.to_bytes(), ""
     except BaseException as exc:  # noqa: BLE001 - reported to the server, which fails the job
-        return "failed", failure_message(exc), traceback.format_exc()
+        details = "" if isinstance(exc, ModelportError) else traceback.format_exc()
+        return "failed", failure_message(exc), details

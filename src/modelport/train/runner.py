@@ -25,6 +25,8 @@ from .handle import JobFailed, JobHandle
 
 log = logging.getLogger("modelport.jobs")
 PROGRESS_INTERVAL = 0.5
+STARTING = ("loading", "starting")
+"""Stages before training proper: reading data, starting (Ray) workers."""
 POLL = 0.25
 RECOVER_EVERY = 10.0
 
@@ -137,6 +139,7 @@ class JobRunner:
         log_path = self.jobs.log_path(job.id)
         work_dir = self.settings.home / "jobs" / job.id
         note = _Log(log_path)
+        clock = _Timings(job)  # start-up counts from here: a backend may take time to start
         try:
             dataset = self.datasets.get(job.spec["dataset"])
             handle = self.backend(
@@ -153,7 +156,7 @@ class JobRunner:
         with self._lock:
             self._running[job.id] = handle
         try:
-            self._follow(job, handle, note)
+            self._follow(job, handle, note, clock)
         except Exception as exc:  # a bug or a lost database must not leave it "running"
             log.exception("job %s", job.id)
             handle.kill()
@@ -165,10 +168,11 @@ class JobRunner:
                 self._running.pop(job.id, None)
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _follow(self, job: Job, handle: JobHandle, note: Callable[[str], None]) -> None:
+    def _follow(
+        self, job: Job, handle: JobHandle, note: Callable[[str], None], clock: _Timings
+    ) -> None:
         pending: dict[str, Any] = {}
         written = 0.0
-        clock = _Timings(job)
         limit = time.monotonic() + time_limit(float(job.spec.get("time_budget") or 60))
         while not handle.finished:
             for event in handle.poll(POLL):
@@ -275,7 +279,7 @@ class _Timings:
         self._last = time.monotonic()
 
     def saw(self, event: dict[str, Any]) -> None:
-        if "startup" not in self.spent and event.get("stage") not in (None, "loading"):
+        if "startup" not in self.spent and event.get("stage") not in (None, *STARTING):
             self.mark("startup")  # the worker is up and has read the data
 
     def mark(self, phase: str) -> None:

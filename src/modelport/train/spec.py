@@ -106,8 +106,9 @@ class JobSpec:
                 "training code)."
             )
 
-    def check_dataset(self, kind: str, columns: list[str]) -> None:
-        """The dataset must fit the job: AutoML needs a table that holds the target."""
+    def check_dataset(self, kind: str, columns: list[dict[str, str]]) -> None:
+        """The dataset must fit the job: AutoML needs a table that holds the target, of a type
+        that fits the task and the metric."""
         if self.script is not None:
             return
         if kind != "table":
@@ -115,9 +116,24 @@ class JobSpec:
                 f"AutoML trains on tables; this dataset holds {kind}. Submit your own training "
                 "code for it ('script'), or upload a CSV/Parquet table."
             )
-        if self.target not in columns:
+        types = {c["name"]: c["dtype"] for c in columns}
+        if self.target not in types:
             raise InvalidTarget(
-                f"The dataset has no column '{self.target}'. Its columns: {', '.join(columns)}."
+                f"The dataset has no column '{self.target}'. Its columns: {', '.join(types)}."
+            )
+        task = self.task
+        if task == "regression" and types[self.target] == "string":
+            raise InvalidTarget(
+                f"The target '{self.target}' holds text, so it cannot be predicted by regression. "
+                'Use "task": "classification" or "auto".'
+            )
+        if task == "auto" and types[self.target] == "string":
+            task = "classification"
+        wrong = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
+        if task != "auto" and self.metric in wrong:
+            raise InvalidParameter(
+                f"The metric '{self.metric}' does not fit a {task} task. Use \"auto\" or one "
+                f"of: {', '.join(CLASSIFICATION_METRICS if task == 'classification' else REGRESSION_METRICS)}."
             )
 
     def to_dict(self) -> dict[str, Any]:

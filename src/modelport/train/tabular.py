@@ -196,8 +196,11 @@ class TabularAutoML:
             if self.backend == "ray":
                 from .ray_search import search_on_ray
 
-                def report(rows: list[LeaderboardRow]) -> None:
-                    self._emit("search", started, "Searching on Ray", rows)
+                def report(rows: list[LeaderboardRow], searching: bool) -> None:
+                    if searching:
+                        self._emit("search", started, "Searching on Ray", rows)
+                    else:
+                        self._emit("starting", started, "Starting the Ray workers")
 
                 return search_on_ray(matrix, y, options, estimators, self.metric_, report)
             return self._search_here(matrix, y, options, estimators, started)

@@ -39,10 +39,14 @@ async def upload_dataset(ctx: ServerContext, request: Request, call: Call) -> Re
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             await _receive_form(request, upload)
-        elif content_type.startswith("application/x-www-form-urlencoded"):
+        elif (
+            content_type.startswith("application/x-www-form-urlencoded")
+            and "filename" not in request.query_params
+        ):  # curl --data-binary sends this type; with ?filename= the body is the file
             raise InvalidInput(
                 "A form without a file was sent. Send the file as a multipart form field 'file' "
-                "(curl -F file=@data.csv) or as the raw request body (--data-binary @data.csv)."
+                "(curl -F file=@data.csv), or as the raw body with its name: "
+                "curl --data-binary @data.csv '.../api/v1/datasets?filename=data.csv'."
             )
         else:
             async for chunk in request.stream():
@@ -122,7 +126,7 @@ async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Respon
             f"{', '.join(call.key.models or ())})."
         )
     found = await asyncio.to_thread(ctx.store.datasets.get, spec.dataset)
-    spec.check_dataset(found.kind, [c["name"] for c in found.details.get("columns", [])])
+    spec.check_dataset(found.kind, found.details.get("columns", []))
     job = await asyncio.to_thread(
         ctx.store.jobs.submit, spec.to_dict(), ctx.settings.max_queued_jobs
     )
