@@ -208,7 +208,9 @@ def test_malformed_multipart_is_a_400(hosted):
     form = clients["train"].post("/api/v1/datasets", data={"name": "x"})
     assert form.status_code == 400 and "'file'" in form.json()["error"]
     empty = upload(clients["train"], b"a,b\n", "header-only.csv").json()["error"]
-    assert "'header-only.csv'" in empty and ".incoming" not in empty
+    assert "0 row(s)" in empty and ".incoming" not in empty
+    binary = upload(clients["train"], b"\x00\x01" * 50, "data.csv").json()["error"]
+    assert "'data.csv'" in binary and ".incoming" not in binary  # named as the user knows it
     broken = clients["train"].post(
         "/api/v1/datasets",
         content=b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\na,b\n1',

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InvalidDataset, PayloadTooLarge
-from .tabular import MIN_ROWS, read_table
+from .tabular import MIN_ROWS, read_table, scan_table
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 TEXT_FIELDS = ("text", "label")
@@ -66,16 +66,15 @@ def inspect(path: Path, fmt: str, limits: Limits) -> DatasetInfo:
         return _inspect_jsonl(path)
     if fmt == "csv":
         _check_complete(path)
-    frame = read_table(path)  # the file's suffix names its format
-    if len(frame) < MIN_ROWS:
-        raise InvalidDataset(
-            f"The table has {len(frame)} row(s); training needs at least {MIN_ROWS}."
-        )
-    columns = [{"name": str(c), "dtype": _dtype(frame[c])} for c in frame.columns]
-    if sorted(str(c).lower() for c in frame.columns) == sorted(TEXT_FIELDS):
+    rows, types = scan_table(path)  # the file's suffix names its format
+    if rows < MIN_ROWS:
+        raise InvalidDataset(f"The table has {rows} row(s); training needs at least {MIN_ROWS}.")
+    if sorted(name.lower() for name in types) == sorted(TEXT_FIELDS):
+        frame = read_table(path)
         labels = frame[[c for c in frame.columns if str(c).lower() == "label"][0]]
-        return DatasetInfo("text", fmt, len(frame), {"classes": _counts(labels.astype(str))})
-    return DatasetInfo("table", fmt, len(frame), {"columns": columns})
+        return DatasetInfo("text", fmt, rows, {"classes": _counts(labels.astype(str))})
+    columns = [{"name": name, "dtype": dtype} for name, dtype in types.items()]
+    return DatasetInfo("table", fmt, rows, {"columns": columns})
 
 
 def _check_complete(path: Path) -> None:
@@ -93,11 +92,6 @@ def _check_complete(path: Path) -> None:
             "The last line of the CSV has fewer fields than the header and no line end: the file "
             "looks cut off (an interrupted upload or copy). Upload the complete file."
         )
-
-
-def _dtype(series: Any) -> str:
-    kind = series.dtype.kind
-    return "number" if kind in "iufb" else "string"
 
 
 def _counts(labels: Any) -> dict[str, int]:

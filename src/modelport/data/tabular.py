@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,11 +22,57 @@ MAX_CATEGORIES = 200
 MIN_ROWS_PER_CLASS = 2
 MIN_ROWS = 10
 TASKS = ("auto", "classification", "regression")
+SCAN_ROWS = 100_000
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file, refusing empty and non-tabular files with a clear message."""
-    path = Path(path)
+    path = _check_file(Path(path))
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many unrelated types for a bad file
+            raise _not_parquet(path, exc) from exc
+    else:
+        with _csv_errors(path):
+            frame = _read_csv(path)
+    if frame.empty:
+        raise InvalidDataset(
+            f"The dataset '{path}' has a header but no rows. A dataset needs at least {MIN_ROWS} rows."
+        )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def scan_table(path: str | Path) -> tuple[int, dict[str, str]]:
+    """Rows and column types ("number"/"string") of a CSV or Parquet file, read in chunks, so a
+    large upload is checked in full without holding it in memory."""
+    path = _check_file(Path(path))
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+        import pyarrow.types as pat
+
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises many unrelated types for a bad file
+            raise _not_parquet(path, exc) from exc
+        numeric = (pat.is_integer, pat.is_floating, pat.is_boolean, pat.is_decimal)
+        types = {
+            str(f.name).strip(): "number" if any(t(f.type) for t in numeric) else "string"
+            for f in parquet.schema_arrow
+        }
+        return parquet.metadata.num_rows, types
+    rows, numbers = 0, {}
+    with _csv_errors(path):
+        for chunk in _read_csv(path, chunksize=SCAN_ROWS):
+            rows += len(chunk)
+            for column in chunk.columns:
+                numeric = pd.api.types.is_numeric_dtype(chunk[column])
+                numbers[str(column).strip()] = numbers.get(str(column).strip(), True) and numeric
+    return rows, {name: "number" if n else "string" for name, n in numbers.items()}
+
+
+def _check_file(path: Path) -> Path:
     if not path.is_file():
         raise InvalidDataset(
             f"The dataset '{path}' does not exist or is not a file. Give the path of a CSV or "
@@ -34,25 +83,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"The dataset '{path}' is empty (0 bytes). A dataset needs a header line and at least "
             f"{MIN_ROWS} rows."
         )
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many unrelated types for a bad file
-            raise InvalidDataset(
-                f"'{path}' cannot be read as Parquet ({exc}). Check that the file is a complete "
-                "Parquet file, or save the data as CSV."
-            ) from exc
-    else:
-        frame = _read_csv(path)
-    if frame.empty:
-        raise InvalidDataset(
-            f"The dataset '{path}' has a header but no rows. A dataset needs at least {MIN_ROWS} rows."
-        )
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return path
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _not_parquet(path: Path, exc: Exception) -> InvalidDataset:
+    return InvalidDataset(
+        f"'{path}' cannot be read as Parquet ({exc}). Check that the file is a complete "
+        "Parquet file, or save the data as CSV."
+    )
+
+
+def _read_csv(path: Path, chunksize: int | None = None) -> Any:
+    """The whole table, or an iterator of ``chunksize``-row frames (use in ``_csv_errors``)."""
     head = path.open("rb").read(8192)
     if b"\x00" in head:
         raise InvalidDataset(
@@ -69,16 +111,23 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"The header of '{path}' names the column(s) {', '.join(map(repr, duplicates))} more "
             "than once. Column names must be unique: rename the repeated ones."
         )
+    return pd.read_csv(
+        path,
+        sep=separator,
+        na_values=MISSING_VALUES,
+        keep_default_na=True,
+        skipinitialspace=True,
+        encoding="utf-8-sig",
+        encoding_errors="replace",
+        chunksize=chunksize,
+    )
+
+
+@contextlib.contextmanager
+def _csv_errors(path: Path) -> Iterator[None]:
+    """pandas' parse errors (raised on reading or on any later chunk) as InvalidDataset."""
     try:
-        return pd.read_csv(
-            path,
-            sep=separator,
-            na_values=MISSING_VALUES,
-            keep_default_na=True,
-            skipinitialspace=True,
-            encoding="utf-8-sig",
-            encoding_errors="replace",
-        )
+        yield
     except pd.errors.EmptyDataError as exc:
         raise InvalidDataset(
             f"The dataset '{path}' has no columns: the file holds only blank lines. A CSV needs a "
