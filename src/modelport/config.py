@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     """Address-space limit of a local job process in MiB (0: none); a job over it fails."""
 
     warm_job_worker: bool = True
-    """Keep one job worker started with the training stack imported (jobs start ~3 s sooner)."""
+    """Once training is used (an upload, a job), keep a job worker ready with the training stack imported (jobs start ~3 s sooner)."""
 
     train_backend: Literal["local", "ray"] = "local"
     """Where training runs: "local" (worker processes) or "ray" (trials and jobs on Ray)."""

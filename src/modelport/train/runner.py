@@ -58,18 +58,26 @@ class JobRunner:
         self._running: dict[str, JobHandle] = {}
         self._registering: set[str] = set()
         self._owned: set[str] = set()
+        self._prepared = False
         """Jobs claimed by this process whose thread has not ended."""
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._scheduler: threading.Thread | None = None
 
     def start(self) -> None:
-        # in the background: serving must not wait for imports or a Ray cluster
-        threading.Thread(target=self._prepare, name="job-backend", daemon=True).start()
         for job_id in self.jobs.recover():
             log.warning("job %s was running when its server stopped; marked failed", job_id)
         self._scheduler = threading.Thread(target=self._schedule, name="job-scheduler", daemon=True)
         self._scheduler.start()
+
+    def expect_jobs(self) -> None:
+        """Training is being used (a dataset upload, a job): get the backend ready, once, in the
+        background. A server that only serves never starts a spare worker or a Ray cluster."""
+        with self._lock:
+            if self._prepared:
+                return
+            self._prepared = True
+        threading.Thread(target=self._prepare, name="job-backend", daemon=True).start()
 
     def _prepare(self) -> None:
         try:

@@ -31,6 +31,7 @@ KEEP_ALIVE = 15.0
 async def upload_dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
     """A multipart form with a ``file`` field, or the raw file as the body (``?filename=``)."""
     call.key = ctx.auth.check(request.headers, "train")
+    ctx.runner.expect_jobs()  # a job is likely to follow: warm the workers meanwhile
     datasets = ctx.store.datasets
     declared = request.headers.get("content-length", "")
     if declared.isdigit():
@@ -130,6 +131,7 @@ async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Respon
     job = await asyncio.to_thread(
         ctx.store.jobs.submit, spec.to_dict(), ctx.settings.max_queued_jobs
     )
+    ctx.runner.expect_jobs()
     ctx.runner.wake()
     return json_response(
         _job_view(job.to_dict(), call), status=201, headers={"Location": f"/api/v1/jobs/{job.id}"}
