@@ -74,6 +74,12 @@ def serving_while_training(budget: float, seconds: float) -> None:
             while (done := trainer.job(job["id"]))["status"] not in ("succeeded", "failed"):
                 time.sleep(0.2)
             finished = time.perf_counter() - submitted
+            # the next job finds the spare worker the first one left warm
+            second = trainer.submit(
+                dataset["id"], name="adult-job", target="income", time_budget=10
+            )
+            while (warm := trainer.job(second["id"]))["status"] not in ("succeeded", "failed"):
+                time.sleep(0.2)
     finally:
         stop(server)
     print(f"\n### Serving while a job trains (adult, budget {budget:g} s, `hey` c=8, 1 row)\n")
@@ -84,15 +90,20 @@ def serving_while_training(budget: float, seconds: float) -> None:
             f"| {name} | {result['rps']:,.0f} | {result['p50']:.2f} | {result['p99']:.2f} "
             f"| {result['errors']} |"
         )
-    timings = done["timings"]
-    print(f"\n### Job overhead (status {done['status']}, model {done['model']})\n")
-    print("| phase | seconds |")
-    print("| --- | ---: |")
-    print(f"| upload adult.csv ({dataset['size_bytes'] / 1e6:.1f} MB, checked) | {upload_s:.2f} |")
+    print(f"\n### Job overhead (status {done['status']}, then {warm['status']})\n")
+    print("| phase | first job (spare warming since the upload) | next job (warm spare) |")
+    print("| --- | ---: | ---: |")
+    print(
+        f"| upload adult.csv ({dataset['size_bytes'] / 1e6:.1f} MB, checked) | {upload_s:.2f} | |"
+    )
     for phase in ("queued", "startup", "training", "registering"):
-        print(f"| {phase} | {timings.get(phase, float('nan')):.2f} |")
-    print(f"| submit → search running (client view) | {searching:.2f} |")
-    print(f"| submit → succeeded (client view) | {finished:.2f} |")
+        first, then = (
+            done["timings"].get(phase, float("nan")),
+            warm["timings"].get(phase, float("nan")),
+        )
+        print(f"| {phase} | {first:.2f} | {then:.2f} |")
+    print(f"| submit → search running (client view) | {searching:.2f} | |")
+    print(f"| submit → succeeded (client view) | {finished:.2f} | |")
 
 
 def local_vs_ray(budget: float) -> None:
