@@ -350,6 +350,7 @@ def test_bring_your_own_training_code(hosted):
     failed = wait_for(client, job_id, ("succeeded", "failed"))
     assert failed["status"] == "failed"
     assert "ValueError: cannot learn from 31 columns" in failed["error"]
+    assert failed["stage"] == "failed" and failed["message"] == "Failed"  # not a stale "train"
     log = client.get(f"/api/v1/jobs/{job_id}/logs").text
     assert "Traceback" in log and 'raise ValueError(f"cannot learn' in log
     assert client.get("/v2/health/ready").status_code == 200

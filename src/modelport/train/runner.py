@@ -181,7 +181,8 @@ class JobRunner:
     ) -> None:
         pending: dict[str, Any] = {}
         written = 0.0
-        limit = time.monotonic() + time_limit(float(job.spec.get("time_budget") or 60))
+        allowed = time_limit(float(job.spec.get("time_budget") or 60))
+        limit = time.monotonic() + allowed
         while not handle.finished:
             for event in handle.poll(POLL):
                 pending.update(_fields(event))
@@ -191,7 +192,7 @@ class JobRunner:
             if time.monotonic() > limit:
                 handle.kill()
                 message = (
-                    f"The job ran {time_limit(job.spec['time_budget']):.0f} s, well past its time "
+                    f"The job ran {allowed:.0f} s, well past its time "
                     "budget, and was stopped; nothing was registered. Give it a larger time_budget."
                 )
                 note(f"failed: {message}")
@@ -207,7 +208,7 @@ class JobRunner:
             data = handle.result()
         except JobFailed as exc:
             note(f"failed: {exc}\n{exc.details}".rstrip())
-            fields = _without_progress(pending)
+            fields = _leaderboard(pending)
             self.jobs.finish(job.id, FAILED, runner=self.id, error=str(exc), **fields)
             return
         clock.mark("training")
@@ -215,7 +216,7 @@ class JobRunner:
             self._registering.add(job.id)
         try:
             if not (
-                self.jobs.update(job.id, self.id, **_without_progress(pending))
+                self.jobs.update(job.id, self.id, **_leaderboard(pending))
                 and self.jobs.begin_registering(job.id, self.id)
             ):
                 return self._stopped(job, handle, note)
@@ -275,8 +276,9 @@ def _fields(event: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _without_progress(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k != "progress"}
+def _leaderboard(fields: dict[str, Any]) -> dict[str, Any]:
+    """The last leaderboard of a job that ended: its stage and message are set by how it ended."""
+    return {k: v for k, v in fields.items() if k == "leaderboard"}
 
 
 class _Timings:
