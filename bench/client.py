@@ -70,7 +70,7 @@ def main() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url)
+        wait_ready(url)
         client = Client(url, cache_dir=cache)
         local = client.model("adult", mode="local_only", update="latest")
         local.predict([row])
@@ -157,7 +157,7 @@ def variants_table(automl: TabularAutoML, X, y, row: dict) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _wait_ready(url: str) -> None:
+def wait_ready(url: str) -> None:
     import httpx
 
     for _ in range(200):

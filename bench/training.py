@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from modelport.client import TrainingClient
 from modelport.config import Settings
 from modelport.data import read_table
@@ -31,6 +29,7 @@ from modelport.store import Store
 from modelport.train import TabularAutoML
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from client import wait_ready  # noqa: E402
 from serve import ADULT, OUT, free_port, load, stop  # noqa: E402
 
 
@@ -55,7 +54,7 @@ def serving_while_training(budget: float, seconds: float) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url)
+        wait_ready(url)
         predict = f"{url}/api/v1/models/adult/predict"
         load(predict, body, 8, 2, server.pid)  # warm-up
         idle = load(predict, body, 8, seconds, server.pid)
@@ -122,17 +121,6 @@ def local_vs_ray(budget: float) -> None:
             f"| {backend} | {trials} | {best.model} | {best.loss:.4f} "
             f"| {automl.metrics_['accuracy']:.4f} | {automl.metrics_['roc_auc']:.4f} | {wall:.1f} |"
         )
-
-
-def _wait_ready(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not start")
 
 
 def main() -> None:
