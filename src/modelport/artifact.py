@@ -67,6 +67,8 @@ class Manifest:
     """Which graph this artifact holds: "fp32" (as trained) or a smaller one such as "int8"."""
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Other graphs of the same model: SHA-256, size and held-out score of each."""
+    skipped_variants: dict[str, str] = field(default_factory=dict)
+    """Variants that could not be made, and why, e.g. {"int8": "onnxruntime could not ..."}."""
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +97,11 @@ class Manifest:
         info = self.variants.get(name)
         if info is None:
             known = ", ".join([self.variant, *self.variants])
-            raise InvalidInput(f"Model '{self.name}' has no variant '{name}' (it has {known}).")
+            why = self.skipped_variants.get(name)
+            note = f"; {name} was not made: {why}" if why else ""
+            raise InvalidInput(
+                f"Model '{self.name}' has no variant '{name}' (it has {known}{note})."
+            )
         return dataclasses.replace(
             self, sha256=info["sha256"], size_bytes=info["size_bytes"], variant=name, variants={}
         )

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from .._fs import atomic_write
+from ..artifact import Manifest
 from ..errors import InvalidParameter
 from ..store import ModelRef
 from ._console import console, open_store, print_json
@@ -74,6 +75,8 @@ def show(
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in manifest.metrics.items()))
     if manifest.class_labels is not None:
         console.print(f"classes: {', '.join(map(str, manifest.class_labels))}")
+    for line in _variant_lines(manifest):
+        console.print(line, markup=False, soft_wrap=True)
     table = Table("input column", "type", "categories")
     for column in manifest.inputs:
         categories = ", ".join(column.categories[:8]) if column.categories else ""
@@ -81,6 +84,24 @@ def show(
             categories += f" … ({len(column.categories)})"
         table.add_row(column.name, "category" if column.categorical else column.dtype, categories)
     console.print(table)
+
+
+def _variant_lines(manifest: Manifest) -> list[str]:
+    """Each smaller graph's size and score beside fp32's and which one devices get, or why it was
+    not made."""
+    lines = []
+    for name, report in manifest.variants.items():
+        lines.append(
+            f"{name}: {report['size_bytes']:,} bytes, {report['metric']} {report['score']:.4f} "
+            f"(fp32: {report['fp32_size_bytes']:,} bytes, {report['metric']} "
+            f"{report['fp32_score']:.4f})"
+        )
+        if report.get("recommended"):
+            lines.append(f"  devices get {name}")
+        else:
+            lines.append(f"  devices keep fp32: {report.get('reason', 'not recommended')}")
+    lines += [f"{name}: not made: {why}" for name, why in manifest.skipped_variants.items()]
+    return lines or ["variants: fp32 only"]
 
 
 @app.command("alias")

@@ -96,6 +96,7 @@ def sklearn_to_onnx(
             f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "
             "supports (see its list of converters) or register a converter for it."
         ) from exc
+    _unique_opsets(proto)
     describe_graph(proto, columns, class_labels)
     inputs = [i.name for i in proto.graph.input]
     outputs = [o.name for o in proto.graph.output]
@@ -119,6 +120,19 @@ def _positional_xgboost_features(model: Any) -> Iterator[None]:
         yield
     finally:
         booster.feature_names = names
+
+
+def _unique_opsets(proto: Any) -> None:
+    """One opset import per domain: skl2onnx lists the default domain twice in graphs of
+    ai.onnx.ml operators only, which onnxruntime's quantiser refuses ("Failed to find proper
+    ai.onnx domain")."""
+    versions: dict[str, int] = {}
+    for opset in proto.opset_import:
+        versions[opset.domain] = max(opset.version, versions.get(opset.domain, 0))
+    if len(versions) < len(proto.opset_import):
+        del proto.opset_import[:]
+        for domain, version in versions.items():
+            proto.opset_import.add(domain=domain, version=version)
 
 
 def describe_graph(proto: Any, columns: list[ColumnSpec], class_labels: list[Any] | None) -> None:
