@@ -6,86 +6,44 @@ Prints a Markdown table for bench/RESULTS.md.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from common import modelport_server, p50_p99_us, require, train_adult
 
 from modelport.client import Client
-from modelport.config import Settings
-from modelport.data import read_table
 from modelport.runtime.tabular import encode, to_columns
-from modelport.store import Store
 from modelport.train import TabularAutoML
 
-BENCH = Path(__file__).resolve().parent
-ADULT = BENCH.parents[1] / "shared" / "data" / "adult" / "adult.csv"
-MODELPORT = BENCH.parent / ".venv" / "bin" / "modelport"
 RUNS = 3000
 
 
-def percentiles(call, runs: int = RUNS) -> tuple[float, float]:
-    for _ in range(100):
-        call()
-    samples = np.empty(runs)
-    for i in range(runs):
-        started = time.perf_counter()
-        call()
-        samples[i] = time.perf_counter() - started
-    p50, p99 = np.percentile(samples, [50, 99]) * 1e6
-    return float(p50), float(p99)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
-    if not ADULT.exists():
-        sys.exit(f"skipped: {ADULT} is not available")
+    require()
     work = Path(tempfile.mkdtemp(prefix="modelport-client-bench-"))
     home, cache = work / "home", work / "cache"
-    frame = read_table(ADULT)
-    X, y = frame.drop(columns="income"), frame["income"]
-    automl = TabularAutoML(time_budget=15, estimators=("lgbm",), seed=0).fit(X, y)
-    Store(Settings(home=home)).register(automl.to_artifact("adult"))
+    automl, X, y = train_adult(home)
     row = X.dropna().head(1).to_dict(orient="records")[0]
 
-    port = free_port()
-    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
-    server = subprocess.Popen(
-        [str(MODELPORT), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url)
-        client = Client(url, cache_dir=cache)
-        local = client.model("adult", mode="local_only", update="latest")
-        local.predict([row])
-        predictor = local._predictor
-        assert predictor is not None
-        feeds = encode(predictor.manifest, to_columns([row], predictor.manifest))
-        names = list(predictor.manifest.outputs.values())
-        raw = percentiles(lambda: predictor.session.run(names, feeds))
-        sdk = percentiles(lambda: local.predict([row]))
-        remote_model = client.model("adult", mode="remote_only")
-        remote = percentiles(lambda: remote_model.predict([row]), runs=1000)
-        cold = _cold_start(cache, row)
+        with modelport_server(home) as (url, _):
+            client = Client(url, cache_dir=cache)
+            local = client.model("adult", mode="local_only", update="latest")
+            local.predict([row])
+            predictor = local._predictor
+            assert predictor is not None
+            feeds = encode(predictor.manifest, to_columns([row], predictor.manifest))
+            names = list(predictor.manifest.outputs.values())
+            raw = p50_p99_us(lambda: predictor.session.run(names, feeds), RUNS)
+            sdk = p50_p99_us(lambda: local.predict([row]), RUNS)
+            remote_model = client.model("adult", mode="remote_only")
+            remote = p50_p99_us(lambda: remote_model.predict([row]), 1000)
+            cold = _cold_start(cache, row)
     finally:
-        server.terminate()
-        server.wait()
         shutil.rmtree(work, ignore_errors=True)
     limit = 1.2 * raw[0] + 50
     print("| path | p50 µs | p99 µs |")
@@ -147,7 +105,7 @@ def variants_table(automl: TabularAutoML, X, y, row: dict) -> None:
     for label, artifact in models.items():
         for name in ("fp32", "int8"):
             predictor = Predictor(artifact.variant(name))
-            p50, _ = percentiles(lambda p=predictor: p.predict([row]), runs=1000)
+            p50, _ = p50_p99_us(lambda p=predictor: p.predict([row]), 1000)
             accuracy = float(np.mean(predictor.predict(X_test).predictions.astype(str) == truth))
             recommended = (
                 artifact.manifest.variants["int8"]["recommended"] if name == "int8" else ""
@@ -155,19 +113,6 @@ def variants_table(automl: TabularAutoML, X, y, row: dict) -> None:
             size = predictor.manifest.size_bytes / 1024
             print(f"| {label} | {name} | {size:.1f} | {p50:.0f} | {accuracy:.4f} | {recommended} |")
     shutil.rmtree(work, ignore_errors=True)
-
-
-def wait_ready(url: str) -> None:
-    import httpx
-
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server did not start")
 
 
 def _cold_start(cache: Path, row: dict) -> float:

@@ -15,49 +15,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from common import ADULT, OUT, adult, modelport_server, require, train_adult
+from serve import load
 
 from modelport.client import TrainingClient
-from modelport.config import Settings
-from modelport.data import read_table
-from modelport.store import Store
 from modelport.train import TabularAutoML
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from client import wait_ready  # noqa: E402
-from serve import ADULT, OUT, free_port, load, stop  # noqa: E402
 
 
 def serving_while_training(budget: float, seconds: float) -> None:
     home = OUT / "training-home"
-    shutil.rmtree(home, ignore_errors=True)
-    frame = read_table(ADULT)
-    X, y = frame.drop(columns="income"), frame["income"]
-    served = TabularAutoML(time_budget=10, estimators=("lgbm",), seed=0).fit(X, y)
-    Store(Settings(home=home)).register(served.to_artifact("adult"))
+    _, X, _ = train_adult(home, budget=10)
     body = OUT / "adult-1row.json"
     body.write_text(json.dumps({"rows": json.loads(X.dropna().head(1).to_json(orient="records"))}))
 
-    port = free_port()
-    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("modelport")), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
+    with modelport_server(home) as (url, pid):
         predict = f"{url}/api/v1/models/adult/predict"
-        load(predict, body, 8, 2, server.pid)  # warm-up
-        idle = load(predict, body, 8, seconds, server.pid)
+        load(predict, body, 8, 2, pid)  # warm-up
+        idle = load(predict, body, 8, seconds, pid)
         with TrainingClient(url) as trainer:
             started = time.perf_counter()
             dataset = trainer.upload(ADULT)
@@ -69,7 +45,7 @@ def serving_while_training(budget: float, seconds: float) -> None:
             while trainer.job(job["id"])["stage"] in ("queued", "loading"):
                 time.sleep(0.05)
             searching = time.perf_counter() - submitted
-            busy = load(predict, body, 8, min(seconds, budget * 0.6), server.pid)
+            busy = load(predict, body, 8, min(seconds, budget * 0.6), pid)
             while (done := trainer.job(job["id"]))["status"] not in ("succeeded", "failed"):
                 time.sleep(0.2)
             finished = time.perf_counter() - submitted
@@ -79,8 +55,6 @@ def serving_while_training(budget: float, seconds: float) -> None:
             )
             while (warm := trainer.job(second["id"]))["status"] not in ("succeeded", "failed"):
                 time.sleep(0.2)
-    finally:
-        stop(server)
     print(f"\n### Serving while a job trains (adult, budget {budget:g} s, `hey` c=8, 1 row)\n")
     print("| server state | req/s | p50 ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -106,8 +80,7 @@ def serving_while_training(budget: float, seconds: float) -> None:
 
 
 def local_vs_ray(budget: float) -> None:
-    frame = read_table(ADULT)
-    X, y = frame.drop(columns="income"), frame["income"]
+    X, y = adult()
     print(f"\n### adult, budget {budget:g} s: local vs Ray (2 CPUs)\n")
     print("| backend | trials | best model | val log_loss | test accuracy | test AUC | wall s |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
@@ -128,11 +101,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    if not ADULT.exists():
-        sys.exit(f"needs {ADULT}")
-    if shutil.which("hey") is None:
-        sys.exit("needs `hey`: apt-get install -y hey")
-    OUT.mkdir(exist_ok=True)
+    require(hey=True)
     serving_while_training(args.budget, args.seconds)
     local_vs_ray(args.budget)
 

@@ -1,0 +1,146 @@
+"""What the benchmark scripts share: paths, the adult model they all serve, ports, timing loops."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+BIN = BENCH.parent / ".venv" / "bin"
+ADULT = BENCH.parents[1] / "shared" / "data" / "adult" / "adult.csv"
+
+
+def adult():  # type: ignore[no-untyped-def]
+    """The adult table as features and target (pandas is imported only by those who call it)."""
+    from modelport.data import read_table
+
+    frame = read_table(ADULT)
+    return frame.drop(columns="income"), frame["income"]
+
+
+def train_adult(home: Path, budget: float = 15):  # type: ignore[no-untyped-def]
+    """A LightGBM model on adult (seed 0), registered as `adult` in a fresh store at ``home``."""
+    from modelport.config import Settings
+    from modelport.store import Store
+    from modelport.train import TabularAutoML
+
+    shutil.rmtree(home, ignore_errors=True)
+    X, y = adult()
+    automl = TabularAutoML(time_budget=budget, estimators=("lgbm",), seed=0).fit(X, y)
+    Store(Settings(home=home)).register(automl.to_artifact("adult"))
+    return automl, X, y
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require(hey: bool = False) -> None:
+    """Exit with the reason when the data set (or `hey`) is missing; make the output folder."""
+    if not ADULT.exists():
+        sys.exit(f"skipped: {ADULT} is not available")
+    if hey and shutil.which("hey") is None:
+        sys.exit("needs `hey`: apt-get install -y hey")
+    OUT.mkdir(exist_ok=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a server started with ``start_new_session=True`` and every process it started."""
+    try:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, 9)
+
+
+@contextlib.contextmanager
+def modelport_server(home: Path) -> Iterator[tuple[str, int]]:
+    """`modelport serve` on a free port over the store at ``home``: its URL and pid, once ready."""
+    env = {**os.environ, "MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "modelport"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        yield url, process.pid
+    finally:
+        stop(process)
+
+
+def wait_ready(url: str) -> None:
+    """Wait until a modelport server at ``url`` says it is ready."""
+    import httpx
+
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+@dataclass
+class Timing:
+    """Calls of one function in a loop on one thread: throughput and per-call latency."""
+
+    calls: int
+    calls_per_s: float
+    p50_us: float
+    p99_us: float
+
+
+def timed(
+    call: Callable[[], object],
+    runs: int | None = None,
+    seconds: float | None = None,
+    warmup: int = 100,
+) -> Timing:
+    """Time ``call`` after ``warmup`` calls, for ``runs`` calls or for ``seconds``.
+
+    Throughput is calls over the wall time of the whole loop (timer overhead included), not
+    derived from the median.
+    """
+    for _ in range(warmup):
+        call()
+    samples: list[float] = []
+    clock = time.perf_counter
+    started = clock()
+    deadline = started + seconds if seconds is not None else float("inf")
+    limit = runs if runs is not None else 10**9
+    while len(samples) < limit:
+        t = clock()
+        call()
+        end = clock()
+        samples.append(end - t)
+        if end >= deadline:
+            break
+    wall = clock() - started
+    p50, p99 = np.percentile(samples, [50, 99]) * 1e6
+    return Timing(len(samples), len(samples) / wall, float(p50), float(p99))
+
+
+def p50_p99_us(call: Callable[[], object], runs: int, warmup: int = 100) -> tuple[float, float]:
+    """Median and 99th percentile µs of ``runs`` calls of ``call``."""
+    t = timed(call, runs=runs, warmup=warmup)
+    return t.p50_us, t.p99_us
