@@ -1,10 +1,16 @@
 """Online serving: modelport vs MLServer and BentoML on the same trained model, side by side.
 
-Run: make bench-serve   (or .venv/bin/python bench/serve.py [--seconds 4])
+Run: make bench-serve   (or .venv/bin/python bench/serve.py [--seconds 4] [--only TEXT])
 Needs: `hey` (apt-get install -y hey), ../shared/data/adult, and the peers' own venvs, which
 `make bench-peers` creates in bench/.venvs (MLServer pins an old FastAPI, so it cannot share ours).
-Every server runs alone on the machine in turn, with the same `hey` load at concurrency 1, 8 and 64,
-for 1-row and 32-row requests. Prints a Markdown table for bench/RESULTS.md.
+
+One LightGBM model on adult is served three ways: modelport serves its ONNX artifact; each peer
+serves (a) the scikit-learn pipeline it was trained as (what their users deploy by default) and
+(b) the very same ONNX file in onnxruntime (bench/peers/mlserver_onnx.py, bench/peers/
+bento_service.py:TabularOnnx). Peers run with 1 worker (their default) and with one worker per core
+and OMP_NUM_THREADS=1 (tuned). Every server runs alone in turn, with the same `hey` load at
+concurrency 1, 8 and 64, for 1-row and 32-row requests. Prints Markdown tables for
+bench/RESULTS.md: every run, a summary (1 row, concurrency 64), and onnxruntime in-process.
 """
 
 from __future__ import annotations
@@ -13,33 +19,33 @@ import argparse
 import json
 import os
 import re
-import shutil
-import socket
+import resource
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import joblib
-import numpy as np
+import onnxruntime as ort
 import psutil
+from common import BENCH, BIN, OUT, free_port, require, stop, timed, train_adult
 
 from modelport.config import Settings
-from modelport.data import read_table
 from modelport.runtime import Predictor
 from modelport.runtime.tabular import encode, to_columns
 from modelport.store import Store
-from modelport.train import TabularAutoML
 
-BENCH = Path(__file__).resolve().parent
-OUT = BENCH / "out"
 VENVS = BENCH / ".venvs"
-ADULT = BENCH.parents[1] / "shared" / "data" / "adult" / "adult.csv"
+PEERS = BENCH / "peers"
 CONCURRENCY = (1, 8, 64)
 ROWS = (1, 32)
+CORES = os.cpu_count() or 1
+TUNED = {"OMP_NUM_THREADS": "1", "ORT_THREADS": "1"}
+"""Peers with one worker per core: one thread each for OpenMP (scikit-learn, LightGBM) and ORT."""
 
 
 @dataclass
@@ -47,32 +53,38 @@ class Peer:
     """One server under test: how to start it, where to send what."""
 
     name: str
+    runs: str  # what computes the prediction: "ONNX (onnxruntime)" or "scikit-learn pipeline"
+    workers: int
     command: list[str]
     ready_path: str
     path: str
-    body: callable  # rows -> JSON body
+    body: Callable[[list[dict]], dict]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    before_start: Callable[[int], None] | None = None  # given the port
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class Model:
+    """The one trained model in the forms the servers load, and rows to send."""
+
+    home: Path  # modelport store holding `adult`
+    pipeline: Path  # the scikit-learn pipeline (joblib)
+    onnx: Path  # the ONNX bytes modelport serves, as a plain file
+    onnx_names: dict[str, str]  # column name -> ONNX input name
+    rows: list[dict]
 
 
-def prepare() -> tuple[list[dict], Path, Path]:
-    """Train one model on adult; register it for modelport, joblib it for the peers."""
+def prepare() -> Model:
+    """Train one model on adult; register it for modelport, write its pipeline and ONNX file."""
     home = OUT / "home"
-    shutil.rmtree(home, ignore_errors=True)
-    frame = read_table(ADULT)
-    X, y = frame.drop(columns="income"), frame["income"]
-    automl = TabularAutoML(time_budget=15, estimators=("lgbm",), seed=0).fit(X, y)
-    Store(Settings(home=home)).register(automl.to_artifact("adult"))
+    automl, X, _ = train_adult(home)
     joblib.dump(automl.best_estimator_, OUT / "model.joblib")
-    complete = X.dropna().head(32)
-    rows = json.loads(complete.to_json(orient="records"))
-    return rows, home, OUT / "model.joblib"
+    artifact = Store(Settings(home=home)).get("adult")
+    (OUT / "model.onnx").write_bytes(artifact.onnx)
+    names = {c.name: c.onnx_name or c.name for c in artifact.manifest.inputs}
+    rows = json.loads(X.dropna().head(max(ROWS)).to_json(orient="records"))
+    return Model(home, OUT / "model.joblib", OUT / "model.onnx", names, rows)
 
 
 def simple_body(rows: list[dict]) -> dict:
@@ -80,6 +92,7 @@ def simple_body(rows: list[dict]) -> dict:
 
 
 def oip_body(rows: list[dict], numbers: str, content_type: bool) -> dict:
+    """OIP v2 JSON, one input per column; ``content_type`` asks MLServer for a DataFrame."""
     inputs = []
     for column in rows[0]:
         values = [row[column] for row in rows]
@@ -98,119 +111,153 @@ def oip_body(rows: list[dict], numbers: str, content_type: bool) -> dict:
     return body
 
 
-def peers(home: Path, model: Path) -> list[Peer]:
-    mp = str(BENCH.parent / ".venv" / "bin" / "modelport")
-    mp_env = {"MODELPORT_HOME": str(home), "MODELPORT_ACCESS_LOG": "false"}
-    python = str(BENCH.parent / ".venv" / "bin" / "python")
+def renamed(rows: list[dict], names: dict[str, str]) -> list[dict]:
+    """Rows keyed by the ONNX input names, as a client of a plain ONNX file sends them."""
+    return [{names[k]: v for k, v in row.items()} for row in rows]
+
+
+def peer_version(venv: str, package: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    python = VENVS / venv / "bin" / "python"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def peer_label(venv: str, protocol: str) -> str:
+    """The peer's name and version; exits when its venv lacks the onnxruntime we run."""
+    ours, theirs = ort.__version__, peer_version(venv, "onnxruntime")
+    if theirs != ours:
+        sys.exit(
+            f"bench/.venvs/{venv} has onnxruntime {theirs or 'missing'}, modelport {ours}: "
+            f"bench/.venvs/{venv}/bin/pip install onnxruntime=={ours}"
+        )
+    return (
+        f"{'MLServer' if venv == 'mlserver' else 'BentoML'} {peer_version(venv, venv)} {protocol}"
+    )
+
+
+def peers(model: Model) -> list[Peer]:
+    mp = [str(BIN / "modelport"), "serve", "--port", "{port}"]
+    mp_env = {"MODELPORT_HOME": str(model.home), "MODELPORT_ACCESS_LOG": "false"}
+    uvicorn = [str(BIN / "python"), "-m", "uvicorn", "hello:app", "--port", "{port}"]
     found = [
         Peer(
             "bare Starlette+uvicorn (ceiling)",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "hello:app",
-                "--port",
-                "{port}",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            "nothing (constant answer)",
+            1,
+            [*uvicorn, "--no-access-log", "--log-level", "warning"],
             "/predict",
             "/predict",
             simple_body,
-            cwd=BENCH / "peers",
-        ),
-        Peer(
-            "modelport JSON, 1 worker",
-            [mp, "serve", "--port", "{port}"],
-            "/v2/health/ready",
-            "/api/v1/models/adult/predict",
-            simple_body,
-            mp_env,
-        ),
-        Peer(
-            "modelport OIP v2, 1 worker",
-            [mp, "serve", "--port", "{port}"],
-            "/v2/health/ready",
-            "/v2/models/adult/infer",
-            lambda r: oip_body(r, "FP32", False),
-            mp_env,
-        ),
-        Peer(
-            "modelport JSON, 2 workers",
-            [mp, "serve", "--port", "{port}", "--workers", "2"],
-            "/v2/health/ready",
-            "/api/v1/models/adult/predict",
-            simple_body,
-            mp_env,
-        ),
+            cwd=PEERS,
+        )
     ]
-    mlserver = VENVS / "mlserver" / "bin" / "mlserver"
-    if mlserver.exists():
-        for workers, label in ((1, "default"), (2, "tuned: 2 workers, OMP_NUM_THREADS=1")):
+    for workers in (1, CORES):
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        for protocol, path, body in (
+            ("JSON", "/api/v1/models/adult/predict", simple_body),
+            ("OIP v2", "/v2/models/adult/infer", lambda r: oip_body(r, "FP32", False)),
+        ):
             found.append(
                 Peer(
-                    f"MLServer 1.7 ({label})",
-                    [str(mlserver), "start", "{dir}"],
-                    "/v2/models/adult/ready",
-                    "/v2/models/adult/infer",
-                    lambda r: oip_body(r, "FP64", True),
-                    {"OMP_NUM_THREADS": "1"} if workers == 2 else {},
-                    cwd=_mlserver_dir(model, workers),
+                    f"modelport {protocol}",
+                    "ONNX (onnxruntime)",
+                    workers,
+                    [*mp, *extra],
+                    "/v2/health/ready",
+                    path,
+                    body,
+                    mp_env,
                 )
             )
-    bentoml = VENVS / "bentoml" / "bin" / "bentoml"
-    if bentoml.exists():
-        found.append(
-            Peer(
-                "BentoML 1.4",
-                [str(bentoml), "serve", "bento_service:Tabular", "--port", "{port}"],
-                "/readyz",
-                "/predict",
-                simple_body,
-                {
-                    "MODEL_PATH": str(model),
-                    "BENTOML_HOME": str(OUT / "bentoml"),
-                    "BENTOML_DO_NOT_TRACK": "true",
-                },
-                cwd=BENCH / "peers",
-            )
-        )
+    found.extend(mlserver_peers(model))
+    found.extend(bentoml_peers(model))
     return found
 
 
-def _mlserver_dir(model: Path, workers: int) -> Path:
-    folder = OUT / f"mlserver-{workers}"
-    (folder / "adult").mkdir(parents=True, exist_ok=True)
-    (folder / "adult" / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": "adult",
-                "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": str(model), "version": "v1"},
-            }
-        )
+def mlserver_peers(model: Model) -> list[Peer]:
+    binary = VENVS / "mlserver" / "bin" / "mlserver"
+    if not binary.exists():
+        return []
+    label = peer_label("mlserver", "OIP v2")
+    kinds = (
+        ("scikit-learn pipeline", "mlserver_sklearn.SKLearnModel", model.pipeline, "sklearn"),
+        ("ONNX (onnxruntime)", "mlserver_onnx.OnnxRuntimeModel", model.onnx, "onnx"),
     )
-    return folder
+    found = []
+    for runs, implementation, uri, kind in kinds:
+        if kind == "sklearn":
+            body = lambda r: oip_body(r, "FP64", True)  # noqa: E731 - pandas codec, as users do
+        else:
+            body = lambda r: oip_body(renamed(r, model.onnx_names), "FP32", False)  # noqa: E731
+        for workers in (1, CORES):
+            folder = OUT / f"mlserver-{kind}-{workers}"
+            (folder / "adult").mkdir(parents=True, exist_ok=True)
+            settings = {"name": "adult", "implementation": implementation}
+            settings["parameters"] = {"uri": str(uri), "version": "v1"}
+            (folder / "adult" / "model-settings.json").write_text(json.dumps(settings))
+            found.append(
+                Peer(
+                    label,
+                    runs,
+                    workers,
+                    [str(binary), "start", str(folder)],
+                    "/v2/models/adult/ready",
+                    "/v2/models/adult/infer",
+                    body,
+                    {**(TUNED if workers > 1 else {}), "PYTHONPATH": str(PEERS)},
+                    cwd=folder,
+                    before_start=lambda port, f=folder, w=workers: _mlserver_settings(f, port, w),
+                )
+            )
+    return found
+
+
+def _mlserver_settings(folder: Path, port: int, workers: int) -> None:
+    settings = {"host": "127.0.0.1", "http_port": port, "parallel_workers": workers}
+    settings.update(grpc_port=free_port(), metrics_port=free_port())
+    (folder / "settings.json").write_text(json.dumps(settings))
+
+
+def bentoml_peers(model: Model) -> list[Peer]:
+    binary = VENVS / "bentoml" / "bin" / "bentoml"
+    if not binary.exists():
+        return []
+    label = peer_label("bentoml", "JSON")
+    found = []
+    for runs, service, path, body in (
+        ("scikit-learn pipeline", "Tabular", model.pipeline, simple_body),
+        (
+            "ONNX (onnxruntime)",
+            "TabularOnnx",
+            model.onnx,
+            lambda r: simple_body(renamed(r, model.onnx_names)),
+        ),
+    ):
+        for workers in (1, CORES):
+            env = {
+                "MODEL_PATH": str(path),
+                "BENTO_WORKERS": str(workers),
+                "BENTOML_HOME": str(OUT / "bentoml"),
+                "BENTOML_DO_NOT_TRACK": "true",
+                **(TUNED if workers > 1 else {}),
+            }
+            command = [str(binary), "serve", f"bento_service:{service}", "--port", "{port}"]
+            found.append(
+                Peer(label, runs, workers, command, "/readyz", "/predict", body, env, cwd=PEERS)
+            )
+    return found
+
+
+def slug(peer: Peer) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", f"{peer.name} {peer.runs} {peer.workers}".lower())
 
 
 def start(peer: Peer) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    if peer.cwd is not None and peer.cwd.name.startswith("mlserver"):
-        (peer.cwd / "settings.json").write_text(
-            json.dumps(
-                {
-                    "host": "127.0.0.1",
-                    "http_port": port,
-                    "grpc_port": free_port(),
-                    "metrics_port": free_port(),
-                    "parallel_workers": 2 if peer.cwd.name.endswith("2") else 1,
-                }
-            )
-        )
-    command = [c.replace("{port}", str(port)).replace("{dir}", str(peer.cwd)) for c in peer.command]
-    log = (OUT / f"{re.sub(r'[^a-z0-9]+', '-', peer.name.lower())}.log").open("wb")
+    if peer.before_start is not None:
+        peer.before_start(port)
+    command = [c.replace("{port}", str(port)) for c in peer.command]
+    log = (OUT / f"{slug(peer)}.log").open("wb")
     process = subprocess.Popen(
         command,
         cwd=peer.cwd,
@@ -240,45 +287,21 @@ def start(peer: Peer) -> tuple[subprocess.Popen, int]:
     raise RuntimeError(f"{peer.name} did not become ready; see {log.name}")
 
 
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, 9)
-
-
 def load(url: str, body_file: Path, concurrency: int, seconds: float, pid: int) -> dict:
+    """`hey` against ``url`` for ``seconds``; its numbers plus the server's CPU and memory."""
     sampler = _Sampler(pid)
     sampler.start()
-    out = subprocess.run(
-        [
-            "hey",
-            "-z",
-            f"{seconds}s",
-            "-c",
-            str(concurrency),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-D",
-            str(body_file),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cpu, rss = sampler.finish()
+    command = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST"]
+    command += ["-T", "application/json", "-D", str(body_file), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    usage = sampler.finish()
     statuses = {int(code): int(n) for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50": _percentile(out, 50),
         "p99": _percentile(out, 99),
         "errors": sum(n for code, n in statuses.items() if code != 200),
-        "cpu": cpu,
-        "rss": rss,
+        **usage,
     }
 
 
@@ -288,13 +311,19 @@ def _percentile(out: str, p: int) -> float:
 
 
 class _Sampler(threading.Thread):
-    """CPU % and peak RSS of a server's whole process tree while the load runs."""
+    """CPU % and peak memory (RSS and PSS) of a server's whole process tree while the load runs,
+    and the CPU % everything else on the machine used meanwhile (not the server, not `hey`, not
+    this script): the noise from other work, out of 100 % per core.
+
+    RSS summed over processes counts shared pages once per process; PSS splits them, so a
+    multi-process server is not charged several times for the same libraries.
+    """
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.done = threading.Event()
-        self.peak_rss = 0
+        self.peak_rss = self.peak_pss = 0
 
     def _tree(self) -> list[psutil.Process]:
         return [self.root, *self.root.children(recursive=True)]
@@ -311,86 +340,133 @@ class _Sampler(threading.Thread):
 
     def start(self) -> None:
         self.started_at, self.cpu_at_start = time.monotonic(), self._cpu_seconds()
+        self.machine_at_start, self.ours_at_start = _machine_busy(), _our_cpu()
         super().start()
 
     def run(self) -> None:
         while not self.done.wait(0.2):
-            rss = 0
+            rss = pss = 0
             for proc in self._tree():
                 try:
-                    rss += proc.memory_info().rss
+                    memory = proc.memory_full_info()
                 except psutil.NoSuchProcess:
                     continue
-            self.peak_rss = max(self.peak_rss, rss)
+                rss, pss = rss + memory.rss, pss + memory.pss
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
-    def finish(self) -> tuple[float, float]:
+    def finish(self) -> dict[str, float]:
         self.done.set()
         self.join()
         elapsed = time.monotonic() - self.started_at
-        return 100 * (self._cpu_seconds() - self.cpu_at_start) / elapsed, self.peak_rss / 2**20
+        server = self._cpu_seconds() - self.cpu_at_start
+        machine = _machine_busy() - self.machine_at_start
+        others = machine - server - (_our_cpu() - self.ours_at_start)
+        return {
+            "cpu": 100 * server / elapsed,
+            "others": max(0.0, 100 * others / elapsed),
+            "rss": self.peak_rss / 2**20,
+            "pss": self.peak_pss / 2**20,
+        }
 
 
-def onnxruntime_limit(home: Path, rows: list[dict]) -> list[str]:
+def _machine_busy() -> float:
+    """CPU seconds every core has spent busy since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _our_cpu() -> float:
+    """CPU seconds of this script and the children it has waited for (`hey`)."""
+    ours = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ours.ru_utime + ours.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(peer: Peer, rows: list[dict], seconds: float) -> list[dict]:
+    """Start ``peer``, check its answer, then `hey` at each concurrency for each request size."""
+    process, port = start(peer)
+    results = []
+    try:
+        for n in ROWS:
+            body = OUT / "body.json"
+            body.write_text(json.dumps(peer.body(rows[:n])))
+            url = f"http://127.0.0.1:{port}{peer.path}"
+            headers = {"Content-Type": "application/json"}
+            check = httpx.post(url, content=body.read_bytes(), headers=headers)
+            if check.status_code != 200:
+                raise RuntimeError(f"{peer.name}: {check.status_code} {check.text[:300]}")
+            load(url, body, 8, 1.0, process.pid)  # warm-up
+            for concurrency in CONCURRENCY:
+                r = load(url, body, concurrency, seconds, process.pid)
+                results.append({"peer": peer, "rows": n, "concurrency": concurrency, **r})
+                print(row_line(results[-1]), file=sys.stderr, flush=True)
+    finally:
+        stop(process)
+    return results
+
+
+HEADER = (
+    "| server | runs | workers | rows/request | concurrency | requests/s | p50 ms | p99 ms "
+    "| errors | CPU % | RSS MB | PSS MB | other CPU % |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row_line(r: dict) -> str:
+    peer = r["peer"]
+    return (
+        f"| {peer.name} | {peer.runs} | {peer.workers} | {r['rows']} | {r['concurrency']} | "
+        f"{r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['cpu']:.0f} | "
+        f"{r['rss']:.0f} | {r['pss']:.0f} | {r['others']:.0f} |"
+    )
+
+
+def in_process(home: Path, rows: list[dict], seconds: float) -> list[str]:
+    """onnxruntime without a server: one thread calling in a timed loop (no HTTP, no JSON)."""
     predictor = Predictor(Store(Settings(home=home)).get("adult"))
-    lines = []
+    names = list(predictor.manifest.outputs.values())
+    lines = [
+        "| in-process call (one thread, no server) | rows/call | calls/s | rows/s | p50 µs | p99 µs |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in ROWS:
         feeds = encode(predictor.manifest, to_columns(rows[:n], predictor.manifest))
-        names = list(predictor.manifest.outputs.values())
-        timings = []
-        for _ in range(2000):
-            started = time.perf_counter()
-            predictor.session.run(names, feeds)
-            timings.append(time.perf_counter() - started)
-        p50, p99 = np.percentile(timings, [50, 99]) * 1000
-        lines.append(
-            f"| onnxruntime in-process (limit) | {n} | 1 | {1000 / p50:,.0f} | {p50:.3f} | "
-            f"{p99:.3f} | 0 | 100 | — |"
-        )
+        for label, call in (
+            (
+                "`InferenceSession.run` on pre-encoded feeds",
+                lambda f=feeds: predictor.session.run(names, f),
+            ),
+            (
+                "`Predictor.predict` on row dicts (encode + run)",
+                lambda r=rows[:n]: predictor.predict(r),
+            ),
+        ):
+            t = timed(call, seconds=seconds)
+            lines.append(
+                f"| {label} | {n} | {t.calls_per_s:,.0f} | {t.calls_per_s * n:,.0f} | "
+                f"{t.p50_us:.0f} | {t.p99_us:.0f} |"
+            )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--only", help="run only peers whose name contains this text")
+    parser.add_argument("--only", help="run only servers whose name contains this text")
     args = parser.parse_args()
-    if not ADULT.exists():
-        sys.exit(f"skipped: {ADULT} is not available")
-    if shutil.which("hey") is None:
-        sys.exit("needs `hey`: apt-get install -y hey")
-    OUT.mkdir(exist_ok=True)
-    rows, home, model = prepare()
-    lines = [
-        "| server | rows/request | concurrency | requests/s | p50 ms | p99 ms | errors | CPU % | RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for peer in peers(home, model):
-        if args.only and args.only not in peer.name:
-            continue
-        process, port = start(peer)
-        try:
-            for n in ROWS:
-                body = OUT / "body.json"
-                body.write_text(json.dumps(peer.body(rows[:n])))
-                url = f"http://127.0.0.1:{port}{peer.path}"
-                check = httpx.post(
-                    url, content=body.read_bytes(), headers={"Content-Type": "application/json"}
-                )
-                if check.status_code != 200:
-                    raise RuntimeError(f"{peer.name}: {check.status_code} {check.text[:300]}")
-                load(url, body, 8, 1.0, process.pid)  # warm-up
-                for concurrency in CONCURRENCY:
-                    r = load(url, body, concurrency, args.seconds, process.pid)
-                    line = (
-                        f"| {peer.name} | {n} | {concurrency} | {r['rps']:,.0f} | {r['p50']:.2f} | "
-                        f"{r['p99']:.2f} | {r['errors']} | {r['cpu']:.0f} | {r['rss']:.0f} |"
-                    )
-                    print(line, file=sys.stderr, flush=True)
-                    lines.append(line)
-        finally:
-            stop(process)
-    lines.extend(onnxruntime_limit(home, rows))
-    print("\n".join(lines))
+    require(hey=True)
+    model = prepare()
+    results = []
+    for peer in peers(model):
+        if args.only is None or args.only in peer.name:
+            results.extend(measure(peer, model.rows, args.seconds))
+    print(HEADER)
+    print("\n".join(row_line(r) for r in results))
+    print("\nSummary: 1 row per request, concurrency 64\n")
+    print(HEADER)
+    print("\n".join(row_line(r) for r in results if r["rows"] == 1 and r["concurrency"] == 64))
+    print()
+    print("\n".join(in_process(model.home, model.rows, args.seconds / 2)))
 
 
 if __name__ == "__main__":
