@@ -108,8 +108,10 @@ sys.path.insert(0, {tests!r})
 from artifacts import linear_artifact
 store = Store(Settings(home={home!r}))
 for i in range({count}):
-    store.register(linear_artifact(scale={base} + i, padding={padding}), name="m")
-    print(i, flush=True)
+    artifact = linear_artifact(scale={base} + i, padding={padding})
+    print("registering", i, flush=True)
+    store.register(artifact, name="m")
+    print("registered", i, flush=True)
 """
 
 
@@ -132,15 +134,28 @@ def test_two_processes_registering_at_once_get_distinct_versions(home):
 
 
 def test_sigkill_mid_registration_leaves_a_consistent_store(home):
-    """Kill writers of 8 MB models at varied moments; every version left must load and verify."""
-    for round_, delay in enumerate((0.3, 0.6, 0.9, 1.2, 1.5)):
+    """Kill writers of 8 MB models inside a registration; every version left must load and verify.
+
+    A writer is killed once it reports that registration N+1 began (not after a delay: a slow
+    machine may need seconds for the first), after a pause that lands at varied moments of it.
+    """
+    landed = 0
+    for round_, (done, pause) in enumerate(((0, 0.0), (1, 0.01), (2, 0.03), (1, 0.06), (2, 0.1))):
         writer = _writer(home, 1000 * (round_ + 1), 50, padding=8_000_000)
-        time.sleep(delay)
+        assert writer.stdout is not None
+        for line in writer.stdout:
+            if line.split() == ["registering", str(done)]:
+                break
+        else:
+            raise AssertionError(f"writer {round_} exited before registration {done} began")
+        time.sleep(pause)  # any moment of that registration: the assertions hold for all
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
+        writer.stdout.close()
+        landed += done
     store = Store(Settings(home=home))
     manifests = store.versions("m")
-    assert manifests, "no writer got a version in; lengthen the delays"
+    assert len(manifests) >= landed  # every reported registration stayed
     assert store.check() == []
     for manifest in manifests:
         assert store.get(f"m:{manifest.version}").manifest.sha256 == manifest.sha256
