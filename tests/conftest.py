@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MODELPORT_HOME", str(path))
     monkeypatch.setenv("HOME", str(tmp_path))  # onnxruntime writes a cache under $HOME
     return path
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """The process umask is 022 during the test (child processes inherit it); call the fixture's
+    value to set another."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits, e.g. 0o644."""
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 @pytest.fixture
@@ -78,10 +95,23 @@ def free_port() -> int:
 
 
 class Server:
-    """A real `modelport serve` process on a free port."""
+    """A real `modelport serve` process on a free port.
 
-    def __init__(self, home: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
+    With ``port``, the caller's ``args`` or environment choose the port (``--port`` or
+    ``MODELPORT_PORT``) and the server is expected there; with ``command``, another command (such
+    as `make run`) starts it, in a process group of its own that :meth:`stop` ends as a whole.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        port: int | None = None,
+        command: list[str] | None = None,
+        timeout: float = 60,
+        **env: str,
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / f"server-{self.port}.log"
         environment = {
@@ -93,15 +123,19 @@ class Server:
             **env,
         }
         home.mkdir(parents=True, exist_ok=True)
+        flags = () if port else ("--port", str(self.port))
+        self.group = command is not None
         self.process = subprocess.Popen(
-            [str(MODELPORT), "serve", "--port", str(self.port), *args],
+            command or [str(MODELPORT), "serve", *flags, *args],
+            cwd=REPO if command else None,
             env=environment,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=self.group,
         )
-        self._wait_ready()
+        self._wait_ready(timeout)
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self, timeout: float) -> None:
         import time
 
         import httpx
@@ -116,12 +150,36 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise AssertionError(f"server not ready in {timeout} s:\n{self.log.read_text()}")
 
     def stop(self) -> None:
+        if self.group:
+            self._stop_group()
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def _stop_group(self) -> None:
+        """SIGTERM to every process of the group (as Ctrl-C reaches all of `make run`), then
+        wait for all of them to be gone; SIGKILL after 15 s."""
+        import time
+
+        group = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            self.process.poll()  # reaps make; the server it started is reaped by init
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
