@@ -29,14 +29,24 @@ def test_reads_parquet(tmp_path):
         (b"a,b,c\n", "no rows"),
         (b"\n\n\n", "no columns"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "not a CSV"),
+        (bytes(range(1, 256)) * 40, "not a CSV"),  # binary without a NUL byte
         (b'a,b\n1,2\n3,4,5,6\n"', "cannot be parsed"),
     ],
 )
 def test_unreadable_files(tmp_path, content, words):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
-    with pytest.raises(InvalidDataset, match=words):
+    with pytest.raises(InvalidDataset, match=words) as caught:
         read_table(path)
+    message = caught.value.message
+    assert message.count(str(path)) == 1 and ".." not in message  # said once, not re-wrapped
+    assert "at least 10 rows" not in message  # reading is not training: one row is a table
+
+
+def test_text_in_any_encoding_is_not_taken_for_binary(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("ville,prix\nPérigueux,3\nSète,4\x1a".encode("latin-1"))  # DOS end mark
+    assert read_table(path)["ville"].tolist()[0].startswith("P")
 
 
 def test_missing_file(tmp_path):

@@ -23,6 +23,8 @@ MIN_ROWS_PER_CLASS = 2
 MIN_ROWS = 10
 TASKS = ("auto", "classification", "regression")
 SCAN_ROWS = 100_000
+CONTROL_BYTES = bytes([*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+"""Bytes no text file holds (tab, line ends and form feed excepted)."""
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -38,7 +40,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = _read_csv(path)
     if frame.empty:
         raise InvalidDataset(
-            f"The dataset '{path}' has a header but no rows. A dataset needs at least {MIN_ROWS} rows."
+            f"The file '{path}' has a header line but no rows. Add one row per example below "
+            "the header."
         )
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
@@ -80,8 +83,8 @@ def _check_file(path: Path) -> Path:
         )
     if path.stat().st_size == 0:
         raise InvalidDataset(
-            f"The dataset '{path}' is empty (0 bytes). A dataset needs a header line and at least "
-            f"{MIN_ROWS} rows."
+            f"The file '{path}' is empty (0 bytes): it has no header line and no rows. Give a CSV "
+            "or Parquet file with a header line and one row per example."
         )
     return path
 
@@ -95,8 +98,9 @@ def _not_parquet(path: Path, exc: Exception) -> InvalidDataset:
 
 def _read_csv(path: Path, chunksize: int | None = None) -> Any:
     """The whole table, or an iterator of ``chunksize``-row frames (use in ``_csv_errors``)."""
-    head = path.open("rb").read(8192)
-    if b"\x00" in head:
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    if _looks_binary(head):
         raise InvalidDataset(
             f"'{path}' is not a CSV file: it holds binary data (it may be an image, a zip or a "
             "spreadsheet). Export the data as CSV (comma-separated text with a header line) or "
@@ -123,11 +127,20 @@ def _read_csv(path: Path, chunksize: int | None = None) -> Any:
     )
 
 
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes, or more control characters than text of any encoding holds (random bytes hold
+    ~10 %): an image, an archive, a spreadsheet, not a CSV."""
+    controls = len(head) - len(head.translate(None, CONTROL_BYTES))
+    return b"\x00" in head or controls > max(1, len(head) // 100)
+
+
 @contextlib.contextmanager
 def _csv_errors(path: Path) -> Iterator[None]:
     """pandas' parse errors (raised on reading or on any later chunk) as InvalidDataset."""
     try:
         yield
+    except InvalidDataset:
+        raise  # already says what is wrong (it is a ValueError too)
     except pd.errors.EmptyDataError as exc:
         raise InvalidDataset(
             f"The dataset '{path}' has no columns: the file holds only blank lines. A CSV needs a "
@@ -135,8 +148,9 @@ def _csv_errors(path: Path) -> Iterator[None]:
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidDataset(
-            f"'{path}' cannot be parsed as CSV: {str(exc).strip()}. Every line needs the same "
-            "number of comma-separated fields as the header; quote values that contain commas."
+            f"'{path}' cannot be parsed as CSV: {str(exc).strip().rstrip('.')}. Every line needs "
+            "the same number of comma-separated fields as the header; quote values that contain "
+            "commas."
         ) from exc
 
 

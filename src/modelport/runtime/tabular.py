@@ -32,13 +32,18 @@ def to_columns(rows: Any, manifest: Manifest) -> Columns:
     if isinstance(rows, np.ndarray):
         return _matrix_columns(rows, manifest)
     if isinstance(rows, Sequence) and not isinstance(rows, str):
-        if rows and all(isinstance(r, Mapping) for r in rows):
+        if not rows:
+            raise SchemaMismatch(
+                "There are no rows to predict: the list of rows is empty. Send at least one row "
+                f"with the columns {', '.join(manifest.columns)}."
+            )
+        if all(isinstance(r, Mapping) for r in rows):
             # only the model's columns; one absent from every row is reported by encode()
             present = set().union(*rows)
             return {
                 name: [r.get(name) for r in rows] for name in manifest.columns if name in present
             }
-        if rows and all(_is_sequence(r) for r in rows):
+        if all(_is_sequence(r) for r in rows):
             return _matrix_columns(np.asarray(rows, dtype=object), manifest)
     raise SchemaMismatch(
         f"Cannot read rows of type {type(rows).__name__}. Pass a list of dicts "

@@ -91,15 +91,28 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON body, or a 400 that says what is wrong with it.
+    """The JSON body, or a 400 that says plainly what is wrong with it and what to send.
 
     NaN and Infinity tokens (sent by tritonclient's JSON mode and TF-Serving clients for missing
     values) are not strict JSON: orjson refuses them, so such bodies take the stdlib parser.
     """
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        if not body.strip():
+            why = "the body is empty"
+        elif isinstance(exc, UnicodeDecodeError) or b"\x00" in body:
+            why = "it holds binary data, not text (a file belongs in an upload, not in a request)"
+        elif isinstance(exc, json.JSONDecodeError):
+            why = f"{exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
+        else:
+            why = "it is nested too deeply"
+        raise InvalidInput(
+            f"The request body is not valid JSON: {why}. Send a JSON document as UTF-8 text with "
+            'the header Content-Type: application/json, e.g. {"rows": [{"age": 35, "plan": '
+            '"basic"}]} for /api/v1/models/NAME/predict (/docs describes every endpoint\'s body).'
+        ) from None
