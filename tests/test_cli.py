@@ -12,6 +12,7 @@ from modelport.config import Settings
 from modelport.runtime import Predictor
 from modelport.store import Store
 
+from .conftest import mode
 from .datasets import mixed_classification
 
 
@@ -29,7 +30,7 @@ def train(modelport, csv, name, budget, *extra):
     )
 
 
-def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_path, home):
+def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_path, home, umask):
     trained = json.loads(train(modelport, churn_csv, "churn", "4", "--json").stdout)
     assert trained["reference"] == "churn:1"
     assert trained["leaderboard"] and trained["metrics"]["accuracy"] > 0.7
@@ -71,12 +72,18 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
     modelport("export", "churn", "-o", tmp_path / "churn.zip", "--bundle")
     assert ModelArtifact.load(tmp_path / "churn.zip").manifest.version == 1
 
+    # user outputs follow the umask (022 here); the signing key stays the owner's alone
+    outputs = ["out.csv", "churn.onnx", "churn.ort", "churn-int8.onnx", "churn.zip"]
+    assert {name: oct(mode(tmp_path / name)) for name in outputs} == dict.fromkeys(outputs, "0o644")
+    modelport("keys", "signing")
+    assert mode(home / "signing" / "ed25519.pem") == 0o600
+
     modelport("models", "delete", "churn:1", "--yes")
     assert json.loads(modelport("models", "list", "--json").stdout) == []
 
 
-def test_predict_to_stdout_reports_gaps(modelport, churn_csv, tmp_path):
-    train(modelport, churn_csv, "c", "3", "--estimators", "lgbm")
+def test_predict_to_stdout_reports_gaps(modelport, store, good_artifact, tmp_path):
+    store.register(good_artifact, name="c")  # trained once per module, not by this test
     rows = pd.DataFrame(
         {
             "age": [None, 30],
@@ -111,6 +118,9 @@ def test_train_reports_dropped_all_missing_columns(modelport, tmp_path):
     )
     assert "column 'notes' was not used: every value is missing" in result.stderr
     assert "5 row(s) without a value for 'churn' were left out of training" in result.stderr
+    # the hint names the user's own file, and it works as shown (the target column is ignored)
+    assert f"Try: modelport predict d {tmp_path / 'd.csv'}" in result.stdout
+    assert len(modelport("predict", "d", tmp_path / "d.csv").stdout.splitlines()) == 401
 
 
 def test_import_and_predict(modelport, tmp_path):
@@ -147,6 +157,8 @@ def _bad_files(tmp_path):
         tmp_path / "many.csv", index=False
     )
     frame.drop(columns=["plan", "churn"]).to_csv(tmp_path / "noplan.csv", index=False)
+    frame.head(0).to_csv(tmp_path / "header.csv", index=False)
+    (tmp_path / "noise.csv").write_bytes(bytes(range(1, 256)) * 20)  # binary, but no NUL
 
 
 TRAIN = ["train", "--name", "m", "--time-budget", "5"]
@@ -157,6 +169,7 @@ BAD_INPUTS = {
     ),
     "empty file": ([*TRAIN, "empty.csv", "--target", "churn"], "is empty (0 bytes)"),
     "not csv": ([*TRAIN, "image.csv", "--target", "churn"], "is not a CSV file"),
+    "binary without NUL": ([*TRAIN, "noise.csv", "--target", "churn"], "is not a CSV file"),
     "one class": ([*TRAIN, "oneclass.csv", "--target", "churn"], "single class"),
     "500 classes": ([*TRAIN, "many.csv", "--target", "y"], "500 classes in 600 rows"),
     "negative budget": (
@@ -168,10 +181,30 @@ BAD_INPUTS = {
     "unknown version": (["predict", "good:9", "ok.csv"], "no version 9"),
     "missing column": (["predict", "good", "noplan.csv"], "lacks the column(s) 'plan'"),
     "missing dataset": (["predict", "good", "nope.csv"], "does not exist"),
+    "predict empty file": (["predict", "good", "empty.csv"], "is empty (0 bytes)"),
+    "predict header only": (["predict", "good", "header.csv"], "has a header line but no rows"),
+    "predict to a missing folder": (
+        ["predict", "good", "ok.csv", "--output", "nowhere/deeper/p.csv"],
+        "The folder of --output 'nowhere/deeper/p.csv' does not exist",
+    ),
+    "predict to a folder": (["predict", "good", "ok.csv", "-o", "."], "is a directory"),
 }
 
 
-NEEDS_GOOD_MODEL = {"missing column", "unknown version", "missing dataset"}
+NEEDS_GOOD_MODEL = {
+    "missing column",
+    "unknown version",
+    "missing dataset",
+    "predict empty file",
+    "predict header only",
+    "predict to a missing folder",
+    "predict to a folder",
+}
+WRONG_WORDS = (
+    "cannot be parsed",
+    "at least 10 rows",
+    "Errno",
+)  # re-wrapped, training's or raw wording
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +216,12 @@ def good_artifact():
     return trainer.fit(frame.drop(columns="churn"), frame["churn"]).to_artifact("good")
 
 
+def _user_files(folder):
+    """Files and folders in the commands' working folder, but not the store or $HOME caches."""
+    paths = (p.relative_to(folder) for p in folder.rglob("*"))
+    return sorted(p for p in paths if p.parts[0] != "home" and not p.parts[0].startswith("."))
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gets_one_clear_error(modelport, tmp_path, home, good_artifact, case):
     _bad_files(tmp_path)
@@ -190,12 +229,16 @@ def test_bad_input_gets_one_clear_error(modelport, tmp_path, home, good_artifact
     if case in NEEDS_GOOD_MODEL:
         store.register(good_artifact)
     before = [(s.name, s.versions) for s in store.list_models()]
+    files = _user_files(tmp_path)
     args, words = BAD_INPUTS[case]
     result = modelport(*args, check=False)
     assert result.returncode == 1, result.stderr
-    assert words in " ".join(result.stderr.split())
+    message = " ".join(result.stderr.split())
+    assert words in message
+    assert message.count("error:") == 1 and not any(w in message for w in WRONG_WORDS), message
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert [(s.name, s.versions) for s in store.list_models()] == before
+    assert _user_files(tmp_path) == files  # nothing written, no folder created
 
 
 def test_corrupted_model_file(modelport, home, tmp_path):

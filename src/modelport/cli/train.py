@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from ..artifact import Manifest
 from ..config import Settings
@@ -38,12 +40,13 @@ def train(
 ) -> None:
     """Train a model on a table with AutoML, export it to ONNX and register it."""
     from ..data import check_target, read_table
-    from ..train import TabularAutoML
 
     check_name(name)  # fail before minutes of training, not after
     store = open_store()
     frame = read_table(data)
     check_target(frame, target, task)  # before the live display starts
+    from ..train import TabularAutoML  # seconds of imports: after the input proved usable
+
     display = LiveTraining(enabled=not json_output)
 
     def show(event: TrainingEvent) -> None:
@@ -89,7 +92,7 @@ def train(
         err_console.print(f"[yellow]note:[/] column '{column}' was not used: {reason}.")
     if automl.fallback_reason_:
         err_console.print(f"[yellow]note:[/] {automl.fallback_reason_}")
-    _print_registered(manifest)
+    _print_registered(manifest, rows=data)
 
 
 def import_model(
@@ -120,17 +123,20 @@ def import_model(
             }
         )
         return
-    _print_registered(manifest)
+    _print_registered(manifest, rows=sample)
 
 
-def _print_registered(manifest: Manifest) -> None:
+def _print_registered(manifest: Manifest, rows: Path | None) -> None:
+    """What was registered, and commands that work as shown (``rows``: a file of the user's whose
+    columns the model takes; predict keeps and ignores extra columns such as the target)."""
     ref = f"{manifest.name}:{manifest.version}"
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in manifest.metrics.items())
     console.print(f"Registered [bold]{ref}[/] ({manifest.task}, {manifest.size_bytes:,} bytes).")
     if metrics:
         console.print(f"Test metrics: {metrics}")
+    data = escape(shlex.quote(str(rows))) if rows is not None else "ROWS.csv"
     console.print(
-        f"Try: modelport predict {manifest.name} rows.csv   |   modelport models show {ref}"
+        f"Try: modelport predict {manifest.name} {data}   |   modelport models show {ref}"
     )
 
 
