@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -29,63 +31,107 @@ LOG_CONFIG = {
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [MODELPORT_HOST, 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [MODELPORT_PORT, 8000].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes [MODELPORT_WORKERS, 1].")
+    ] = None,
     allow_anonymous: Annotated[
-        bool, typer.Option(help="Serve without API keys on a non-loopback address.")
-    ] = False,
-    load: Annotated[str, typer.Option(help="lazy or eager model loading.")] = "lazy",
+        bool | None,
+        typer.Option(
+            help="Serve without API keys on a non-loopback address [MODELPORT_ALLOW_ANONYMOUS]."
+        ),
+    ] = None,
+    load: Annotated[
+        str | None, typer.Option(help="lazy or eager model loading [MODELPORT_LOAD, lazy].")
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(help="Where training jobs run: local or ray (MODELPORT_TRAIN_BACKEND)."),
     ] = None,
 ) -> None:
-    """Serve every model in the store over OIP v2, TF-Serving REST and simple JSON; run jobs."""
+    """Serve every model in the store over OIP v2, TF-Serving REST and simple JSON; run jobs.
+
+    A flag wins over its MODELPORT_* setting; without the flag the setting (environment or .env)
+    decides.
+    """
+    if load is not None and load not in ("lazy", "eager"):
+        raise InvalidParameter(f"--load must be 'lazy' or 'eager', not '{load}'.")
+    # NOTE: worker processes read their settings from the environment, so given flags go there.
+    flags = {
+        "MODELPORT_HOST": host,
+        "MODELPORT_PORT": port,
+        "MODELPORT_WORKERS": workers,
+        "MODELPORT_ALLOW_ANONYMOUS": None if allow_anonymous is None else int(allow_anonymous),
+        "MODELPORT_LOAD": load,
+        "MODELPORT_TRAIN_BACKEND": backend,
+    }
+    os.environ.update({name: str(value) for name, value in flags.items() if value is not None})
+    settings = Settings()
+    if settings.load not in ("lazy", "eager"):
+        raise InvalidParameter(f"MODELPORT_LOAD must be 'lazy' or 'eager', not '{settings.load}'.")
+    check_port_free(settings.host, settings.port)  # before seconds of imports
     import uvicorn
 
     from ..serve.keys import KeyStore
-
-    if load not in ("lazy", "eager"):
-        raise InvalidParameter(f"--load must be 'lazy' or 'eager', not '{load}'.")
-    # NOTE: worker processes read their settings from the environment, so flags go there.
-    os.environ.update(
-        {
-            "MODELPORT_HOST": host,
-            "MODELPORT_PORT": str(port),
-            "MODELPORT_WORKERS": str(workers),
-            "MODELPORT_ALLOW_ANONYMOUS": str(allow_anonymous).lower(),
-            "MODELPORT_LOAD": load,
-        }
-    )
-    if backend is not None:
-        os.environ["MODELPORT_TRAIN_BACKEND"] = backend
-    settings = Settings()
     from ..signing import SigningKey
 
     SigningKey.load_or_create(settings.home)  # here, not in N workers racing to create it
     has_keys = bool(KeyStore(open_store().engine).active())
-    if not _is_loopback(host) and not has_keys and not allow_anonymous:
+    if not _is_loopback(settings.host) and not has_keys and not settings.allow_anonymous:
         raise InvalidParameter(
-            f"Refusing to serve on {host} without API keys: anyone who can reach it could use "
-            "every model. Create a key (`modelport keys create NAME`), listen on 127.0.0.1, or "
-            "pass --allow-anonymous if the network in front does the access control."
+            f"Refusing to serve on {settings.host} without API keys: anyone who can reach it "
+            "could use every model. Create a key (`modelport keys create NAME`), listen on "
+            "127.0.0.1, or pass --allow-anonymous if the network in front does the access control."
         )
+    anonymous = settings.allow_anonymous or not has_keys
     console.print(
-        f"Serving the store in {settings.home} on http://{host}:{port} "
-        f"({'API keys required' if has_keys and not allow_anonymous else 'no API keys'}); "
-        f"API docs at /docs."
+        f"Serving the store in {settings.home} on http://{settings.host}:{settings.port} "
+        f"({'no API keys' if anonymous else 'API keys required'}); API docs at /docs."
     )
     uvicorn.run(
         "modelport.serve.app:create_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         log_config=LOG_CONFIG,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's bare "address already in use" after start-up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise InvalidParameter(
+            f"Cannot listen on '{host}': the address does not resolve ({exc.strerror}). Use an IP "
+            "address such as 127.0.0.1 or 0.0.0.0 (--host or MODELPORT_HOST)."
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # as uvicorn does: a port left in TIME_WAIT is free to use
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InvalidParameter(
+                    f"Port {port} on {host} is already in use by another program. Pick another "
+                    f"port with --port {port + 1} or MODELPORT_PORT={port + 1}, or stop that "
+                    "program (is `make run` or another `modelport serve` already running? It "
+                    "serves the same store, so you may not need a second server)."
+                ) from None
+            raise InvalidParameter(
+                f"Cannot listen on {host}:{port}: {exc.strerror}. Pick another address or port "
+                "(--host and --port, or MODELPORT_HOST and MODELPORT_PORT); ports below 1024 "
+                "need administrator rights."
+            ) from None
 
 
 def _is_loopback(host: str) -> bool:
