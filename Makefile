@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_HOME ?= $(CURDIR)/.modelport-demo
 
 .PHONY: install run test bench bench-serve bench-client bench-training bench-peers lint clean
 
@@ -15,12 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[train,serve,ray,dev]'
 	touch $(STAMP)
 
+# The store every command uses (MODELPORT_HOME, default ~/.modelport): the demo model is trained
+# into it once, and models trained in another shell are served as soon as they are registered.
+# MODELPORT_PORT=8002 make run picks the port.
 run: install
-	MODELPORT_HOME=$(DEMO_HOME) $(BIN)/python -m modelport.demo
-	MODELPORT_HOME=$(DEMO_HOME) $(BIN)/modelport serve
+	$(BIN)/python -m modelport.demo
+	$(BIN)/modelport serve
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 bench: install
 	$(BIN)/python bench/train.py
@@ -49,4 +51,4 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -1,24 +1,28 @@
-"""`make run`: a demo model from data scikit-learn ships, trained once into the demo store."""
+"""`make run`: a demo model from data scikit-learn ships, trained once into the user's store.
+
+The store is the one every command uses (``MODELPORT_HOME``, default ``~/.modelport``), so what a
+user trains in another terminal is served by the same running server within a poll.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-from .cli._console import console
+from .cli._console import console, err_console
 from .config import Settings
-from .errors import ModelNotFound
+from .errors import ModelNotFound, ModelportError
 from .store import Store
 
 DEMO_NAME = "breast-cancer"
 
 
 def prepare(home: Path, time_budget: float = 15.0) -> Path:
-    """Write the dataset as CSV under ``home`` and train the demo model unless it exists."""
+    """Write the dataset as CSV under ``home/demo`` and train the demo model unless it exists."""
     from sklearn.datasets import load_breast_cancer
 
-    from .train import TabularAutoML
-
-    data_dir = home / "data"
+    data_dir = home / "demo"
     data_dir.mkdir(parents=True, exist_ok=True)
     bunch = load_breast_cancer(as_frame=True)
     frame = bunch.frame.assign(target=bunch.target_names[bunch.target])
@@ -33,6 +37,8 @@ def prepare(home: Path, time_budget: float = 15.0) -> Path:
         manifest = store.manifest(DEMO_NAME)
         console.print(f"Demo model {DEMO_NAME}:{manifest.version} is already in {home}.")
     except ModelNotFound:
+        from .train import TabularAutoML  # seconds of imports: only when there is training to do
+
         console.print(f"Training the demo model on {csv} ({time_budget:.0f} s budget) ...")
         automl = TabularAutoML(time_budget=time_budget).fit(
             frame.drop(columns="target"), frame["target"]
@@ -44,19 +50,31 @@ def prepare(home: Path, time_budget: float = 15.0) -> Path:
 
 
 def main() -> None:
+    from .cli.serve import check_port_free
+
     settings = Settings()
-    data_dir = prepare(settings.home)
+    try:
+        check_port_free(settings.host, settings.port)  # before training, not after it
+        data_dir = prepare(settings.home)
+    except ModelportError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    shown = settings.host if settings.host not in ("0.0.0.0", "::", "127.0.0.1") else "localhost"
+    address = f"{shown}:{settings.port}"
     print(
-        "\nThe demo store is ready; the server starts next (Ctrl-C stops it). In another shell:\n"
-        f"  curl -s localhost:{settings.port}/v2/models/{DEMO_NAME}\n"
-        f"  curl -s -X POST localhost:{settings.port}/v1/models/{DEMO_NAME}:predict "
-        f"-d @{data_dir / 'instances.json'}\n"
-        f"  export MODELPORT_HOME={settings.home}\n"
-        "  .venv/bin/modelport models list\n"
-        f"  .venv/bin/modelport predict {DEMO_NAME} {data_dir / 'rows.csv'}\n"
-        f"  .venv/bin/modelport train {data_dir / 'breast_cancer.csv'} --target target "
-        "--name mine --time-budget 20\n"
-        f"API docs: http://127.0.0.1:{settings.port}/docs\n",
+        f"\nThe store in {settings.home} is ready; the server starts next (Ctrl-C stops it) and "
+        "serves every model in it, including the ones you train while it runs. In another shell:\n"
+        f"  curl -s {address}/v2/models/{DEMO_NAME}\n"
+        f"  curl -s -X POST {address}/v1/models/{DEMO_NAME}:predict "
+        f"-H 'Content-Type: application/json' -d @{data_dir / 'instances.json'}\n"
+        "  source .venv/bin/activate   # puts `modelport` on the PATH\n"
+        # another shell must name the same store
+        + (f"  export MODELPORT_HOME={settings.home}\n" if "MODELPORT_HOME" in os.environ else "")
+        + "  modelport models list\n"
+        f"  modelport predict {DEMO_NAME} {data_dir / 'rows.csv'}\n"
+        f"  modelport train {data_dir / 'breast_cancer.csv'} --target target --name mine "
+        "--time-budget 20\n"
+        f"API docs: http://{address}/docs\n",
         flush=True,
     )
 
