@@ -1,8 +1,12 @@
-"""The docs' examples run here, so they cannot rot."""
+"""The docs' examples run here, so they cannot rot; the output a page shows is compared too."""
 
+import difflib
 import re
 import shlex
 import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -15,18 +19,93 @@ from .conftest import REPO
 EXAMPLES = REPO / "docs" / "examples"
 
 
+@dataclass
+class Step:
+    """One example of a page: a console command (with the output the page shows) or Python."""
+
+    kind: str
+    text: str
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def args(self) -> list[str]:
+        return shlex.split(self.text, comments=True)
+
+
+def page_steps(page: Path) -> list[Step]:
+    """The ``console`` and ``python`` blocks of a page, in order; in a console block the lines
+    after a ``$ `` command, up to the next one, are the output the page shows for it."""
+    steps: list[Step] = []
+    for kind, body in re.findall(r"```(console|python)\n(.*?)```", page.read_text(), flags=re.S):
+        if kind == "python":
+            steps.append(Step(kind, body))
+            continue
+        command = None
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                command = Step(kind, line[2:])
+                steps.append(command)
+            elif command is not None:
+                command.shown.append(line)
+    return steps
+
+
 def console_commands(page: Path) -> list[list[str]]:
-    blocks = re.findall(r"```console\n(.*?)```", page.read_text(), flags=re.S)
-    return [
-        shlex.split(line[2:])
-        for block in blocks
-        for line in block.splitlines()
-        if line.startswith("$ ")
-    ]
+    return [step.args for step in page_steps(page) if step.kind == "console"]
 
 
 def python_blocks(page: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    return [step.text for step in page_steps(page) if step.kind == "python"]
+
+
+VOLATILE = [
+    (r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?)?", "<time>"),
+    (r"\b[0-9a-f]{16,}\b", "<sha256>"),
+    (r"\d[\d,]* bytes", "<n> bytes"),
+    (r"-?\d+\.\d+(?:e[+-]?\d+)?", "<number>"),  # scores and probabilities of a timed search
+    (r"([ ─━])\1+", r"\1"),  # table padding and rules, whose widths follow the values
+]
+"""What legitimately differs from run to run, and how both sides are rewritten before comparing."""
+
+
+def normalised(text: str) -> list[str]:
+    for pattern, replacement in VOLATILE:
+        text = re.sub(pattern, replacement, text)
+    return [line.rstrip() for line in text.strip("\n").splitlines()]
+
+
+def check_output(page: str, step: Step, printed: str, names: dict[str, str]) -> None:
+    """Fail with a diff unless ``printed`` is what the page shows (``names`` maps the page's
+    placeholders, such as KEY_ID, to the values of this run)."""
+    if not step.shown:
+        return
+    for name, value in sorted(names.items(), key=lambda item: -len(item[1])):
+        printed = printed.replace(value, name)
+    expected, actual = normalised("\n".join(step.shown)), normalised(printed)
+    if expected != actual:
+        diff = "\n".join(
+            difflib.unified_diff(expected, actual, f"{page} shows", "printed", lineterm="")
+        )
+        pytest.fail(
+            f"The output of `{step.text}` is not what {page} shows (after normalising times, "
+            f"hashes, sizes and decimals):\n{diff}\n\nprinted:\n{printed}",
+            pytrace=False,
+        )
+
+
+def run_curl(args: list[str], step: Step, address: str, cwd: Path, names: dict[str, str]) -> str:
+    """Run a page's curl against the test server; without shown output, an HTTP error fails it."""
+    args = [substitute(a, names).replace("localhost:8000", address) for a in args]
+    fail = [] if step.shown else ["--fail"]
+    return subprocess.run(
+        [args[0], *fail, *args[1:]], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def substitute(arg: str, names: dict[str, str]) -> str:
+    for name, value in names.items():
+        arg = arg.replace(name, value)
+    return arg
 
 
 @pytest.fixture
@@ -39,11 +118,12 @@ def examples(tmp_path):
 @pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
 def test_console_examples(page, examples, modelport):
     # `serve` and curl against it are run by test_http_examples
-    commands = [c for c in console_commands(REPO / page) if c[0] == "modelport" and c[1] != "serve"]
-    assert commands, f"{page} has no console examples"
-    for command in commands:
-        assert command[0] == "modelport", command
-        modelport(*shorter_budget(command[1:]), cwd=examples)
+    steps = [s for s in page_steps(REPO / page) if s.kind == "console" and s.args[0] == "modelport"]
+    steps = [s for s in steps if s.args[1] != "serve"]
+    assert steps, f"{page} has no console examples"
+    for step in steps:
+        printed = modelport(*shorter_budget(step.args[1:]), cwd=examples).stdout
+        check_output(page, step, printed, {})
     for produced in ("predictions.csv", "churn.onnx"):
         assert (examples / produced).stat().st_size > 0
 
@@ -90,39 +170,51 @@ def churn_server(examples, home):
     frame = read_table(examples / "churn.csv")
     trainer = TabularAutoML(time_budget=3, estimators=("lgbm",))
     trainer.fit(frame.drop(columns="churn"), frame["churn"])
-    Store(Settings(home=home)).register(trainer.to_artifact("churn"), aliases=("production",))
+    Store(Settings(home=home)).register(trainer.to_artifact("churn"))  # pages set aliases
     server = Server(home)
     yield server
     server.stop()
 
 
 def test_http_examples(churn_server, examples, modelport, monkeypatch):
-    import subprocess
-
-    page = REPO / "docs" / "http.md"
-    commands = console_commands(page)
+    """docs/http.md in page order: curl, the CLI and Python against one server."""
+    page = "docs/http.md"
     address = churn_server.url.removeprefix("http://")
-    curls = [c for c in commands if c[0] == "curl"]
-    assert curls and shutil.which("curl"), "the page shows curl examples and tests run them"
-    for command in curls:
-        args = [a.replace("localhost:8000", address) for a in command]
-        subprocess.run(
-            [args[0], "--fail", *args[1:]], cwd=examples, check=True, capture_output=True
-        )
-    assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"  # an ONNX protobuf header
+    assert shutil.which("curl"), "the page shows curl examples and tests run them"
     monkeypatch.chdir(examples)
     namespace = {"URL": churn_server.url}
-    for block in python_blocks(page):
-        exec(compile(block, "docs/http.md", "exec"), namespace)
-    key_id = None
-    for command in commands:
-        if command[0] != "modelport" or command[1] == "serve":
+    names: dict[str, str] = {}  # placeholder -> this run's value
+    ran = set()
+    for step in page_steps(REPO / page):
+        ran.add(step.args[0] if step.kind == "console" else "python")
+        if step.kind == "python":
+            exec(compile(step.text, page, "exec"), namespace)
             continue
-        args = [key_id if a == "KEY_ID" else a for a in command[1:]]
-        out = modelport(*args, cwd=examples).stdout
-        if command[1:3] == ["keys", "create"]:
-            key_id = re.search(r"Created key (\w+)", out).group(1)
-    assert key_id is not None
+        args = step.args
+        if args[:2] == ["modelport", "serve"]:
+            continue
+        if args[0] == "curl":
+            printed = run_curl(args, step, address, examples, names)
+        else:
+            printed = modelport(*(substitute(a, names) for a in args[1:]), cwd=examples).stdout
+        if args[1:3] == ["keys", "create"]:
+            names["KEY_ID"] = re.search(r"Created key (\w+)", printed).group(1)
+            names["SECRET"] = printed.split()[-1]
+            wait_for_keys(churn_server.url, names["SECRET"], 200)
+        elif args[1:3] == ["keys", "revoke"]:
+            wait_for_keys(churn_server.url, names["SECRET"], 401)
+        check_output(page, step, printed, names)
+    assert ran == {"curl", "modelport", "python"} and "SECRET" in names
+    assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"  # an ONNX protobuf header
+
+
+def wait_for_keys(url: str, secret: str, status: int, timeout: float = 30) -> None:
+    """Wait until the server's key table has caught up: ``secret`` answers ``status``."""
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {secret}"}
+    while httpx.get(f"{url}/api/v1/models", headers=headers).status_code != status:
+        assert time.monotonic() < deadline, f"the server did not pick up the key change ({url})"
+        time.sleep(0.05)
 
 
 def test_client_examples(churn_server, tmp_path, monkeypatch):
@@ -138,7 +230,6 @@ def test_client_examples(churn_server, tmp_path, monkeypatch):
 def test_training_examples(examples, home, modelport, monkeypatch):
     """docs/training.md end to end: upload, job, events, predict, download, CLI, Python, script."""
     import json
-    import subprocess
 
     from .conftest import Server
 
@@ -147,28 +238,25 @@ def test_training_examples(examples, home, modelport, monkeypatch):
     try:
         page = REPO / "docs" / "training.md"
         ids: dict[str, str] = {}
-        for command in console_commands(page):
-            if command[0] == "modelport":
-                modelport(*shorter_budget(command[1:]), cwd=examples)
+        for step in page_steps(page):
+            if step.kind != "console":
                 continue
-            args = [
-                a.replace("localhost:8000", server.url.removeprefix("http://"))
-                .replace("DATASET_ID", ids.get("dataset", ""))
-                .replace("JOB_ID", ids.get("job", ""))
-                .replace('"time_budget": 20', '"time_budget": 4')
-                for a in command[1:]
-            ]
-            out = subprocess.run(
-                ["curl", "--fail", *args], cwd=examples, check=True, capture_output=True, text=True
-            ).stdout
+            command = step.args
+            if command[0] == "modelport":
+                printed = modelport(*shorter_budget(command[1:]), cwd=examples).stdout
+                check_output("docs/training.md", step, printed, ids)
+                continue
+            args = [a.replace('"time_budget": 20', '"time_budget": 4') for a in command]
+            out = run_curl(args, step, server.url.removeprefix("http://"), examples, ids)
+            check_output("docs/training.md", step, out, ids)
             url = next(a for a in args if "/api/v1/" in a and not a.startswith("{"))
             if url.endswith("/api/v1/datasets"):
-                ids["dataset"] = json.loads(out)["id"]
+                ids["DATASET_ID"] = json.loads(out)["id"]
             elif url.endswith("/api/v1/jobs"):
-                ids["job"] = json.loads(out)["id"]
+                ids["JOB_ID"] = json.loads(out)["id"]
             elif url.endswith("/events"):
                 assert "event: done" in out and '"status":"succeeded"' in out
-        assert ids.keys() == {"dataset", "job"}
+        assert ids.keys() == {"DATASET_ID", "JOB_ID"}
         assert (examples / "churn.onnx").read_bytes()[:2] == b"\x08\x08"
         monkeypatch.chdir(examples)
         namespace = {"URL": server.url}
