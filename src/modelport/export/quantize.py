@@ -1,6 +1,6 @@
 """Smaller models for devices: a dynamic-int8 variant, kept only with its measured cost.
 
-onnxruntime's dynamic quantisation stores MatMul/Gemm weights as int8 (≈4× smaller for an MLP) and
+onnxruntime's dynamic quantisation stores MatMul/Conv weights as int8 (≈4× smaller for an MLP) and
 leaves tree ensembles and ai.onnx.ml linear models as they are. The variant is measured on
 held-out rows against the fp32 graph; it becomes the default only when it is meaningfully smaller
 and loses at most one point of accuracy (or 1 % R²). Whatever happens is said in the manifest:
@@ -24,8 +24,9 @@ from ..runtime import Predictor
 MAX_LOSS = 0.01
 MIN_SAVING = 0.10
 NOTHING_QUANTISED = (
-    "nothing to quantise: the graph has no MatMul, Gemm or Conv weights (tree ensembles and "
-    "ai.onnx.ml linear models have no int8 form), so the int8 copy is no smaller than fp32"
+    "nothing to quantise: the graph has no MatMul, Conv, Gather or LSTM weights (tree "
+    "ensembles and ai.onnx.ml linear models have no int8 form), so the int8 copy is no smaller "
+    "than fp32"
 )
 
 
