@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from modelport.artifact import ModelArtifact
 from modelport.config import Settings
 from modelport.store import Store
 
@@ -78,6 +80,19 @@ def modelport(home: Path, tmp_path: Path) -> Run:
     return run
 
 
+@functools.cache
+def trained_churn() -> ModelArtifact:
+    """The churn classifier (LightGBM on 400 generated rows, 2 s budget) trained once per test
+    session: tests that need *a* trained classifier, not a training, share it."""
+    from modelport.train import TabularAutoML
+
+    from .datasets import mixed_classification
+
+    frame = mixed_classification(400)
+    trainer = TabularAutoML(time_budget=2, estimators=("lgbm",))
+    return trainer.fit(frame.drop(columns="churn"), frame["churn"]).to_artifact("churn")
+
+
 def shared_csv(name: str) -> Path:
     """A CSV from ../shared/data, or skip the test when that folder is absent."""
     matches = sorted((SHARED_DATA / name).glob("*.csv")) if (SHARED_DATA / name).is_dir() else []
@@ -108,7 +123,7 @@ class Server:
         *args: str,
         port: int | None = None,
         command: list[str] | None = None,
-        timeout: float = 60,
+        timeout: float = 120,
         **env: str,
     ) -> None:
         self.port = port or free_port()

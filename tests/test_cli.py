@@ -12,7 +12,7 @@ from modelport.config import Settings
 from modelport.runtime import Predictor
 from modelport.store import Store
 
-from .conftest import mode
+from .conftest import mode, trained_churn
 from .datasets import mixed_classification
 
 
@@ -83,7 +83,7 @@ def test_train_predict_list_show_alias_export_delete(modelport, churn_csv, tmp_p
 
 
 def test_predict_to_stdout_reports_gaps(modelport, store, good_artifact, tmp_path):
-    store.register(good_artifact, name="c")  # trained once per module, not by this test
+    store.register(good_artifact, name="c")  # trained once per session, not by this test
     rows = pd.DataFrame(
         {
             "age": [None, 30],
@@ -207,13 +207,10 @@ WRONG_WORDS = (
 )  # re-wrapped, training's or raw wording
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def good_artifact():
-    from modelport.train import TabularAutoML
-
-    frame = mixed_classification(200)
-    trainer = TabularAutoML(time_budget=2, estimators=("lgbm",))
-    return trainer.fit(frame.drop(columns="churn"), frame["churn"]).to_artifact("good")
+    """A trained classifier, registered as 'good' (or any name) by the tests."""
+    return trained_churn()
 
 
 def _user_files(folder):
@@ -227,7 +224,7 @@ def test_bad_input_gets_one_clear_error(modelport, tmp_path, home, good_artifact
     _bad_files(tmp_path)
     store = Store(Settings(home=home))
     if case in NEEDS_GOOD_MODEL:
-        store.register(good_artifact)
+        store.register(good_artifact, name="good")
     before = [(s.name, s.versions) for s in store.list_models()]
     files = _user_files(tmp_path)
     args, words = BAD_INPUTS[case]
