@@ -237,7 +237,9 @@ BAD_BODIES = {
 def test_bad_requests_get_json_errors(served, case):
     server, _ = served
     path, body, status, words = BAD_BODIES[case]
-    response = httpx.post(f"{server.url}{path}", content=body)
+    response = httpx.post(
+        f"{server.url}{path}", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == status
     assert set(response.json()) == {"error"} and words in response.json()["error"]
 
@@ -245,7 +247,11 @@ def test_bad_requests_get_json_errors(served, case):
 def test_size_limits(served):
     server, _ = served
     huge = b'{"rows": [' + b'{"a": 1, "b": 2},' * 1_200_000 + b'{"a": 1, "b": 2}]}'
-    response = httpx.post(f"{server.url}/api/v1/models/lin/predict", content=huge)
+    response = httpx.post(
+        f"{server.url}/api/v1/models/lin/predict",
+        content=huge,
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413 and "at most" in response.json()["error"]
     many = {"rows": [{"a": 1, "b": 2}] * 10_001}
     response = httpx.post(f"{server.url}/api/v1/models/lin/predict", json=many)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Names = Annotated[list[str], NoDecode]
+"""A list setting written as comma-separated text in the environment (or a JSON list)."""
 
 
 def _default_home() -> Path:
@@ -39,10 +42,25 @@ class Settings(BaseSettings):
     """Port `modelport serve` listens on."""
 
     workers: int = 1
-    """Server processes; rate limits and batching apply per process."""
+    """Server processes; rate limits, batching and /metrics counts apply per process."""
 
     allow_anonymous: bool = False
-    """Serve without API keys on a non-loopback address (loopback never needs keys)."""
+    """Serve without API keys on a non-loopback address (admin calls always need a credential)."""
+
+    allowed_hosts: Names = Field(default_factory=list)
+    """Host names the server answers to besides IP addresses and localhost, e.g. "models.example.com,.example.com" (a leading dot: any subdomain; "*": any name). Other Host headers get 400, which stops DNS rebinding."""
+
+    cors_origins: Names = Field(default_factory=list)
+    """Web origins whose pages may call the server from a browser, e.g. "https://app.example.com" ("*": any). Requests from other origins are refused with 403."""
+
+    metrics_require_key: bool = False
+    """Require a key with scope metrics (or admin) for /metrics."""
+
+    master_key: SecretStr | None = None
+    """Base64 of 32 bytes that wraps each model's encryption key in the database; default: the 0600 file <home>/master.key, created on first use."""
+
+    master_key_previous: SecretStr | None = None
+    """The master key before a rotation: still unwraps, until `modelport keys rotate-master` has rewrapped every model key."""
 
     serve_threads: int = 1
     """onnxruntime threads per prediction in the server (requests run in parallel instead)."""
@@ -63,7 +81,7 @@ class Settings(BaseSettings):
     """Most rows in one request (413 beyond)."""
 
     request_timeout: float = 30.0
-    """Seconds a prediction may take before the request fails with 503."""
+    """Seconds a queued (batched) prediction may wait and run before the request fails with 503; calls fast enough to run inline are not cut off."""
 
     batch_max_size: int = 64
     """Dynamic batching: most rows merged into one model call."""
@@ -115,6 +133,18 @@ class Settings(BaseSettings):
 
     ray_address: str | None = None
     """Ray cluster to join (e.g. "ray://head:10001" or "auto"); default: start a local Ray."""
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@
     │   └── ModelNotFound
     ├── Conflict (409)
     ├── PayloadTooLarge (413)     a body or batch over the server's limits
+    ├── UnsupportedMediaType (415) a body sent with the wrong Content-Type
     ├── RateLimited (429)         the key's request rate is used up; ``retry_after`` seconds
     ├── Unavailable (503)         a model that cannot be loaded now, or a prediction timed out
     ├── IntegrityError (500)      a stored file does not match its SHA-256
@@ -103,6 +104,13 @@ class PayloadTooLarge(InvalidInput):
 
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request body of a type the endpoint does not take (e.g. JSON without application/json)."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
 
 
 class RateLimited(ModelportError):

@@ -25,15 +25,24 @@ Server = Annotated[
     str, typer.Option(envvar="MODELPORT_SERVER", help="The modelport server to train on.")
 ]
 ApiKey = Annotated[
-    str | None, typer.Option(envvar="MODELPORT_API_KEY", help="A key with scope train or admin.")
+    str | None,
+    typer.Option(
+        envvar="MODELPORT_API_KEY",
+        help="A key with scope train or admin (default for a server on this machine: the local "
+        "admin token in MODELPORT_HOME).",
+    ),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 
 def _client(server: str, api_key: str | None) -> TrainingClient:
+    from .. import local_token
     from ..client.training import TrainingClient
+    from ..config import Settings
 
-    return TrainingClient(server, api_key=api_key)
+    return TrainingClient(
+        server, api_key=api_key or local_token.for_server(server, Settings().home)
+    )
 
 
 @app.command("submit")

@@ -16,29 +16,33 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
-from .context import ServerContext
+from .context import PUBLIC, Call, ServerContext, endpoint
 from .dataplane import json_response
 from .errors import handle
+from .guard import BrowserGuard
 from .openapi import SPEC, docs_page
 from .routes import oip, simple, tfserving, training
 
 log = logging.getLogger("modelport.serve")
 
 
-async def metrics(request: Request) -> Response:
-    ctx: ServerContext = request.app.state.ctx
+@endpoint("metrics", "metrics")
+async def metrics(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """Prometheus metrics (a key with scope metrics when MODELPORT_METRICS_REQUIRE_KEY)."""
     return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-async def openapi(request: Request) -> Response:
+@endpoint("openapi", PUBLIC)
+async def openapi(ctx: ServerContext, request: Request, call: Call) -> Response:
     return json_response(SPEC)
 
 
-async def docs(request: Request) -> Response:
+@endpoint("docs", PUBLIC)
+async def docs(ctx: ServerContext, request: Request, call: Call) -> Response:
     return HTMLResponse(docs_page())
 
 
-def create_app(settings: Settings | None = None) -> PredictFastPath:
+def create_app(settings: Settings | None = None) -> BrowserGuard:
     """The modelport server for the store ``settings`` names (default: from MODELPORT_*)."""
     ctx = ServerContext(settings or Settings())
 
@@ -72,7 +76,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: handle})
     app.state.ctx = ctx
-    return PredictFastPath(app)
+    return BrowserGuard(PredictFastPath(app), ctx.settings)
 
 
 class PredictFastPath:

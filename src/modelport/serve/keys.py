@@ -18,9 +18,15 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidParameter, NotFound
 from ..store.db import ApiKeyRow
 
-SCOPES = ("predict", "train", "admin")
-IMPLIES = {"admin": set(SCOPES), "train": {"train", "predict"}, "predict": {"predict"}}
-"""What each scope may do: a train key uploads datasets, runs jobs and uses their models."""
+SCOPES = ("predict", "train", "metrics", "admin")
+IMPLIES = {
+    "admin": set(SCOPES),
+    "train": {"train", "predict"},
+    "predict": {"predict"},
+    "metrics": {"metrics"},
+}
+"""What each scope may do: a train key uploads datasets, runs jobs and uses their models; a
+metrics key only reads /metrics (for a Prometheus scraper)."""
 PREFIX = "mp_"
 RATE_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(s|sec|m|min|h|hour)")
 PER_SECOND = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}

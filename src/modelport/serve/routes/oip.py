@@ -12,7 +12,7 @@ from ... import __version__
 from ...errors import InvalidInput, Unavailable
 from ...refs import ModelRef
 from ...runtime.tabular import encode_tensors
-from ..context import Call, ServerContext, endpoint
+from ..context import JSON, PUBLIC, Call, ServerContext, check_content_type, endpoint
 from ..dataplane import (
     PLATFORM,
     input_metadata,
@@ -24,6 +24,8 @@ from ..dataplane import (
 from ..tensors import HEADER_LENGTH, decode_request, encode_response
 
 EXTENSIONS = ["binary_tensor_data"]
+BODY_TYPES = (JSON, "application/octet-stream", "")
+"""tritonclient sends no Content-Type; binary tensor requests may say octet-stream."""
 
 
 def _ref(request: Request) -> ModelRef:
@@ -31,36 +33,32 @@ def _ref(request: Request) -> ModelRef:
     return ref_for(params["name"], params.get("version"))
 
 
-@endpoint("oip_server_metadata")
+@endpoint("oip_server_metadata", PUBLIC)
 async def server_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
     return json_response({"name": "modelport", "version": __version__, "extensions": EXTENSIONS})
 
 
-@endpoint("oip_live")
+@endpoint("oip_live", PUBLIC)
 async def live(ctx: ServerContext, request: Request, call: Call) -> Response:
     return json_response({"live": True})
 
 
-@endpoint("oip_ready")
+@endpoint("oip_ready", PUBLIC)
 async def ready(ctx: ServerContext, request: Request, call: Call) -> Response:
     if not ctx.ready:
         raise Unavailable("The server is starting: models are still loading.")
     return json_response({"ready": True})
 
 
-@endpoint("oip_model_ready")
+@endpoint("oip_model_ready", "predict", _ref)
 async def model_ready(ctx: ServerContext, request: Request, call: Call) -> Response:
-    ref = _ref(request)
-    ctx.auth.check(request.headers, "predict", ref.name)
-    model = await ctx.models.get(str(ref))
+    model = await ctx.models.get(str(call.ref))
     return json_response({"name": model.manifest.name, "ready": True})
 
 
-@endpoint("oip_model_metadata")
+@endpoint("oip_model_metadata", "predict", _ref)
 async def model_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
-    ref = _ref(request)
-    ctx.auth.check(request.headers, "predict", ref.name)
-    manifest = (await ctx.models.get(str(ref))).manifest
+    manifest = (await ctx.models.get(str(call.ref))).manifest
     return json_response(
         {
             "name": manifest.name,
@@ -72,13 +70,12 @@ async def model_metadata(ctx: ServerContext, request: Request, call: Call) -> Re
     )
 
 
-@endpoint("oip_infer")
+@endpoint("oip_infer", "predict", _ref)
 async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
-    ref = _ref(request)
-    call.key = ctx.auth.check(request.headers, "predict", ref.name)
+    check_content_type(request, BODY_TYPES)
     body = await ctx.read_body(request)
     decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
-    model = await ctx.models.get(str(ref))
+    model = await ctx.models.get(str(call.ref))
     call.model = model.manifest.name
     feeds = encode_tensors(model.manifest, decoded.inputs)
     outputs = output_tensors(model.manifest, await ctx.predict(call, model, feeds))

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...errors import InvalidInput, NotFound
+from ...refs import ModelRef
 from ...runtime.tabular import encode, to_columns
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import (
@@ -19,7 +20,6 @@ from ..dataplane import (
     json_response,
     output_metadata,
     output_tensors,
-    parse_json,
     plain,
     ref_for,
 )
@@ -30,7 +30,7 @@ PATH = re.compile(
 )
 
 
-def _parse(request: Request) -> tuple[Any, str]:
+def _parse(request: Request) -> tuple[ModelRef, str]:
     match = PATH.fullmatch(request.path_params["tail"])
     if match is None:
         raise NotFound(
@@ -41,12 +41,15 @@ def _parse(request: Request) -> tuple[Any, str]:
     return ref, match["tail"] or ""
 
 
-@endpoint("tfs_get")
+def _ref(request: Request) -> ModelRef:
+    return _parse(request)[0]
+
+
+@endpoint("tfs_get", "predict", _ref)
 async def status_or_metadata(ctx: ServerContext, request: Request, call: Call) -> Response:
     ref, tail = _parse(request)
     if tail == ":predict":
         raise InvalidInput("Send :predict requests with POST.")
-    ctx.auth.check(request.headers, "predict", ref.name)
     if tail == "/metadata":
         manifest = (await ctx.models.get(str(ref))).manifest
         return json_response(
@@ -91,13 +94,12 @@ async def status_or_metadata(ctx: ServerContext, request: Request, call: Call) -
     )
 
 
-@endpoint("tfs_predict")
+@endpoint("tfs_predict", "predict", _ref)
 async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     ref, tail = _parse(request)
     if tail != ":predict":
         raise NotFound("POST is for :predict, e.g. /v1/models/NAME:predict.")
-    call.key = ctx.auth.check(request.headers, "predict", ref.name)
-    body = parse_json(await ctx.read_body(request))
+    body = await ctx.read_json(request)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise InvalidInput(
             'A :predict body holds exactly one of "instances" (row format: a list of objects or '
