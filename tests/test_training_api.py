@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from modelport import local_token
 from modelport.config import Settings
 from modelport.store import Store
 
@@ -358,8 +359,9 @@ def test_bring_your_own_training_code(hosted):
 
 def test_out_of_memory_job_fails_and_the_server_lives(tmp_path):
     server = Server(tmp_path, MODELPORT_JOB_MEMORY_MB="3000")
-    try:
-        client = httpx.Client(base_url=server.url)
+    try:  # a script job: admin, here the local admin token of a keyless server
+        token = local_token.read(tmp_path)
+        client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
         dataset = upload(client, cancer_csv(), "cancer.csv").json()["id"]
         hog = "def train(data, target):\n    block = bytearray(4 * 1024**3)\n    return block\n"
         body = {"dataset": dataset, "name": "hog", "target": "target", "script": hog}

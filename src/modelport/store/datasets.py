@@ -1,10 +1,16 @@
-"""Uploaded datasets: one file per SHA-256 under ``<home>/datasets``, described in the database."""
+"""Uploaded datasets: one file per SHA-256 under ``<home>/datasets``, described in the database.
+
+The same bytes are stored once, whoever uploads them; each dataset has a random id (its content
+hash would let anyone guess it) and a list of owners: the keys that uploaded it. A caller sees
+and deletes only the datasets it owns (admin credentials: all); the file goes with its last owner.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,19 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from .._fs import fsync_dir
 from ..errors import InvalidDataset, NotFound, PayloadTooLarge
-from .db import DatasetRow, as_utc, from_row, transaction
+from .db import DatasetOwnerRow, DatasetRow, as_utc, from_row, transaction
 
 ID_PREFIX = "ds_"
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A stored dataset; its id derives from its content, so one upload = one id."""
+    """A stored dataset (the same bytes, uploaded again, are the same dataset)."""
 
     id: str
     sha256: str
@@ -110,15 +116,16 @@ class DatasetStore:
             upload.handle.close()
             upload.path.unlink(missing_ok=True)
 
-    def add(self, upload: IncomingFile) -> tuple[Dataset, bool]:
-        """Check and keep the upload; returns the dataset and whether it is new."""
+    def add(self, upload: IncomingFile, owner: str = "") -> tuple[Dataset, bool]:
+        """Check and keep the upload for ``owner``; returns the dataset and whether it is new
+        to that owner."""
         from ..data.datasets import Limits, inspect, sniff_format  # pandas: only when needed
 
         upload.close()
         sha256 = upload.hash.hexdigest()
         existing = self._find(sha256)
         if existing is not None:
-            return existing, False
+            return existing, self._own(existing.id, owner)
         with upload.path.open("rb") as handle:
             fmt = sniff_format(handle.read(64), upload.filename)
         named = upload.path.with_suffix(f".{fmt}")  # the readers go by suffix
@@ -133,7 +140,7 @@ class DatasetStore:
         os.replace(named, target)
         fsync_dir(target.parent)
         row = DatasetRow(
-            id=ID_PREFIX + sha256[:16],
+            id=ID_PREFIX + secrets.token_hex(8),
             sha256=sha256,
             filename=upload.filename[:255],
             kind=info.kind,
@@ -145,31 +152,50 @@ class DatasetStore:
         try:
             with transaction(self.engine) as session:
                 session.add(row)
+                session.flush()
+                session.add(DatasetOwnerRow(dataset_id=row.id, owner=owner))
         except DBIntegrityError:  # the same bytes were uploaded at the same moment
             found = self._find(sha256)
             assert found is not None
-            return found, False
+            return found, self._own(found.id, owner)
         return _dataset(row), True
 
-    def get(self, dataset_id: str) -> Dataset:
+    def get(self, dataset_id: str, owner: str | None = None) -> Dataset:
+        """The dataset; with ``owner``, only if that owner uploaded it (else as if unknown)."""
         with transaction(self.engine) as session:
             row = session.get(DatasetRow, dataset_id)
-            if row is None:
+            if row is None or (owner is not None and not _owns(session, dataset_id, owner)):
                 raise NotFound(
                     f"There is no dataset '{dataset_id}'. Upload it with POST /api/v1/datasets "
                     "and use the id it returns; GET /api/v1/datasets lists them."
                 )
             return _dataset(row)
 
-    def list(self) -> list[Dataset]:
+    def list(self, owner: str | None = None) -> list[Dataset]:
+        """Every dataset, or ``owner``'s, newest first."""
+        query = select(DatasetRow).order_by(DatasetRow.created.desc())
+        if owner is not None:
+            query = query.join(DatasetOwnerRow).where(DatasetOwnerRow.owner == owner)
         with transaction(self.engine) as session:
-            rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created.desc()))
-            return [_dataset(r) for r in rows]
+            return [_dataset(r) for r in session.scalars(query)]
 
-    def delete(self, dataset_id: str) -> Dataset:
-        """Forget the dataset, then remove its file (a crash in between leaves only a file)."""
-        dataset = self.get(dataset_id)
+    def delete(self, dataset_id: str, owner: str | None = None) -> Dataset:
+        """Forget ``owner``'s dataset (``None``: everyone's); the file goes with its last owner.
+
+        The row is removed first, then the file, so a crash in between leaves only a file.
+        """
+        dataset = self.get(dataset_id, owner)
         with transaction(self.engine) as session:
+            if owner is not None:
+                session.execute(
+                    delete(DatasetOwnerRow).where(
+                        DatasetOwnerRow.dataset_id == dataset_id, DatasetOwnerRow.owner == owner
+                    )
+                )
+                if session.scalars(
+                    select(DatasetOwnerRow).where(DatasetOwnerRow.dataset_id == dataset_id)
+                ).first():
+                    return dataset  # others still use the bytes
             row = session.get(DatasetRow, dataset_id)
             if row is not None:
                 session.delete(row)
@@ -186,6 +212,21 @@ class DatasetStore:
         with transaction(self.engine) as session:
             row = session.scalars(select(DatasetRow).where(DatasetRow.sha256 == sha256)).first()
             return _dataset(row) if row is not None else None
+
+    def _own(self, dataset_id: str, owner: str) -> bool:
+        """Add ``owner`` to the dataset's owners; False when it already was one."""
+        try:
+            with transaction(self.engine) as session:
+                if _owns(session, dataset_id, owner):
+                    return False
+                session.add(DatasetOwnerRow(dataset_id=dataset_id, owner=owner))
+        except DBIntegrityError:  # the same owner sent the same bytes at the same moment
+            return False
+        return True
+
+
+def _owns(session: Any, dataset_id: str, owner: str) -> bool:
+    return session.get(DatasetOwnerRow, (dataset_id, owner)) is not None
 
 
 def _dataset(row: DatasetRow) -> Dataset:

@@ -10,7 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+    inspect,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 T = TypeVar("T")
@@ -140,6 +150,17 @@ class DatasetRow(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class DatasetOwnerRow(Base):
+    """Who may see and use a dataset: each key that uploaded its bytes ("" anonymous)."""
+
+    __tablename__ = "dataset_owners"
+
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
 class JobRow(Base):
     """A training job; only the server process that claimed it (``runner``) updates it."""
 
@@ -157,6 +178,8 @@ class JobRow(Base):
     timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     """Seconds spent queued, starting the worker, training and registering."""
     runner: Mapped[str | None] = mapped_column(String(80), default=None)
+    owner: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    """The id of the API key that submitted it; "" for an anonymous local caller."""
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -172,7 +195,29 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         _serialise_sqlite_writes(engine)
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a newer modelport declares to tables an older one created.
+
+    ``create_all`` makes missing tables only; new columns are always nullable, so adding them
+    in place is the whole migration.
+    """
+    existing = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in existing.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in present]
+        if not missing:
+            continue
+        with engine.begin() as connection:
+            for column in missing:
+                assert column.nullable, f"{table.name}.{column.name} must be nullable to be added"
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                )
 
 
 def _serialise_sqlite_writes(engine: Engine) -> None:

@@ -50,6 +50,8 @@ class Job:
     error: str | None
     timings: dict[str, float]
     cancel_requested: bool
+    owner: str | None
+    """The id of the key that submitted it ("" or None: an anonymous local caller)."""
     created: datetime
     started: datetime | None
     finished: datetime | None
@@ -84,6 +86,7 @@ class Job:
             "error": self.error,
             "timings": self.timings,
             "spec": self.spec,
+            "owner": self.owner or None,
             "created": as_utc(self.created).isoformat(),
             "started": as_utc(self.started).isoformat() if self.started else None,
             "finished": as_utc(self.finished).isoformat() if self.finished else None,
@@ -102,7 +105,7 @@ class JobStore:
         self.engine = engine
         self.log_dir = log_dir
 
-    def submit(self, spec: dict[str, Any], max_queued: int) -> Job:
+    def submit(self, spec: dict[str, Any], max_queued: int, owner: str = "") -> Job:
         with transaction(self.engine) as session:
             queued = session.scalar(select(func.count()).where(JobRow.status == QUEUED)) or 0
             if queued >= max_queued:
@@ -111,16 +114,25 @@ class JobStore:
                     "(MODELPORT_MAX_QUEUED_JOBS). Retry when some have finished.",
                     retry_after=30,
                 )
-            row = JobRow(id="job_" + secrets.token_hex(6), status=QUEUED, spec=spec, leaderboard=[])
+            row = JobRow(
+                id="job_" + secrets.token_hex(6),
+                status=QUEUED,
+                spec=spec,
+                leaderboard=[],
+                owner=owner,
+            )
             session.add(row)
             session.flush()
             return _job(row)
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job; with ``owner``, only if it is that owner's (else as if it did not exist)."""
         with transaction(self.engine) as session:
-            return _job(self._row(session, job_id))
+            return _job(self._row(session, job_id, owner))
 
-    def list(self, limit: int = 100, status: str | None = None) -> list[Job]:
+    def list(
+        self, limit: int = 100, status: str | None = None, owner: str | None = None
+    ) -> list[Job]:
         if status is not None and status not in (QUEUED, RUNNING, *FINISHED):
             raise InvalidParameter(
                 f"status must be one of {', '.join((QUEUED, RUNNING, *FINISHED))}, not {status!r}."
@@ -128,6 +140,8 @@ class JobStore:
         query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
         if status:
             query = query.where(JobRow.status == status)
+        if owner is not None:
+            query = query.where(_owned_by(owner))
         with transaction(self.engine) as session:
             return [_job(r) for r in session.scalars(query)]
 
@@ -190,10 +204,10 @@ class JobStore:
                 setattr(row, name, value)
             return _job(row)
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, owner: str | None = None) -> Job:
         """A queued job is cancelled at once; a running one when its runner next looks."""
         with transaction(self.engine) as session:
-            row = self._row(session, job_id)
+            row = self._row(session, job_id, owner)
             if row.status in FINISHED:
                 raise Conflict(
                     f"Job {job_id} has already ended ({row.status}); there is nothing to cancel."
@@ -236,20 +250,28 @@ class JobStore:
                     failed.append(row.id)
         return failed
 
-    def using(self, dataset_id: str) -> list[str]:
-        """Queued and running jobs that will read ``dataset_id``."""
+    def using(self, dataset_id: str, owner: str | None = None) -> list[str]:
+        """Queued and running jobs (of ``owner``, when given) that will read ``dataset_id``."""
+        query = select(JobRow).where(JobRow.status.in_((QUEUED, RUNNING)))
+        if owner is not None:
+            query = query.where(_owned_by(owner))
         with transaction(self.engine) as session:
-            rows = session.scalars(select(JobRow).where(JobRow.status.in_((QUEUED, RUNNING))))
+            rows = session.scalars(query)
             return [row.id for row in rows if row.spec.get("dataset") == dataset_id]
 
     def log_path(self, job_id: str) -> Path:
         return self.log_dir / f"{job_id}.log"
 
-    def _row(self, session: Session, job_id: str) -> JobRow:
+    def _row(self, session: Session, job_id: str, owner: str | None = None) -> JobRow:
         row = session.get(JobRow, job_id)
-        if row is None:
+        if row is None or (owner is not None and (row.owner or "") != owner):
             raise NotFound(f"There is no job '{job_id}'. GET /api/v1/jobs lists the jobs.")
         return row
+
+
+def _owned_by(owner: str) -> Any:
+    """The condition "belongs to ``owner``" ("" also matches rows from before owners existed)."""
+    return JobRow.owner.is_(None) | (JobRow.owner == "") if owner == "" else JobRow.owner == owner
 
 
 def _job(row: JobRow) -> Job:

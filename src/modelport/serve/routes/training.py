@@ -15,11 +15,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from ...errors import Conflict, Forbidden, InvalidInput
+from ...errors import Conflict, InvalidInput
 from ...store.datasets import IncomingFile
 from ...train.spec import JobSpec
+from ..auth import owner, visible_owner
 from ..context import Call, ServerContext, endpoint
-from ..dataplane import json_response, parse_json
+from ..dataplane import json_response
 
 CHUNK = 1 << 20
 MAX_LOG_BYTES = 1 << 20
@@ -27,10 +28,9 @@ EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
 
 
-@endpoint("upload_dataset")
+@endpoint("upload_dataset", "train")
 async def upload_dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
     """A multipart form with a ``file`` field, or the raw file as the body (``?filename=``)."""
-    call.key = ctx.auth.check(request.headers, "train")
     ctx.runner.expect_jobs()  # a job is likely to follow: warm the workers meanwhile
     datasets = ctx.store.datasets
     declared = request.headers.get("content-length", "")
@@ -57,7 +57,7 @@ async def upload_dataset(ctx: ServerContext, request: Request, call: Call) -> Re
                 "The upload is empty. Send the file as a multipart form field 'file' "
                 "(curl -F file=@data.csv) or as the request body."
             )
-        dataset, created = await asyncio.to_thread(datasets.add, upload)
+        dataset, created = await asyncio.to_thread(datasets.add, upload, owner(call.key))
     return json_response(dataset.to_dict(), status=201 if created else 200)
 
 
@@ -90,46 +90,41 @@ def _counting(
     return counted
 
 
-@endpoint("list_datasets")
+@endpoint("list_datasets", "train")
 async def list_datasets(ctx: ServerContext, request: Request, call: Call) -> Response:
-    call.key = ctx.auth.check(request.headers, "train")
-    found = await asyncio.to_thread(ctx.store.datasets.list)
+    found = await asyncio.to_thread(ctx.store.datasets.list, visible_owner(call.key))
     return json_response({"datasets": [d.to_dict() for d in found]})
 
 
-@endpoint("dataset")
+@endpoint("dataset", "train")
 async def dataset(ctx: ServerContext, request: Request, call: Call) -> Response:
-    call.key = ctx.auth.check(request.headers, "train")
-    dataset_id = request.path_params["id"]
+    dataset_id, whose = request.path_params["id"], visible_owner(call.key)
     if request.method == "DELETE":
-        waiting = await asyncio.to_thread(ctx.store.jobs.using, dataset_id)
+        await asyncio.to_thread(ctx.store.datasets.get, dataset_id, whose)  # 404 if not yours
+        waiting = await asyncio.to_thread(ctx.store.jobs.using, dataset_id, whose)
         if waiting:
             raise Conflict(
                 f"Dataset {dataset_id} is used by the queued or running job(s) "
                 f"{', '.join(waiting)}; cancel them or wait until they end, then delete it."
             )
-        found = await asyncio.to_thread(ctx.store.datasets.delete, dataset_id)
+        found = await asyncio.to_thread(ctx.store.datasets.delete, dataset_id, whose)
         return json_response({"deleted": found.id})
-    found = await asyncio.to_thread(ctx.store.datasets.get, dataset_id)
+    found = await asyncio.to_thread(ctx.store.datasets.get, dataset_id, whose)
     return json_response(found.to_dict())
 
 
-@endpoint("submit_job")
+@endpoint("submit_job", "train")
 async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Response:
-    body = parse_json(await ctx.read_body(request))
-    # user code runs on the server: only admin keys may send it
-    scope = "admin" if isinstance(body, dict) and body.get("script") is not None else "train"
-    call.key = ctx.auth.check(request.headers, scope)
+    """A training job; one with a ``script`` runs user code on the server, so it needs admin."""
+    body = await ctx.read_json(request)
+    if isinstance(body, dict) and body.get("script") is not None:
+        ctx.auth.require(call.key, "admin")
     spec = JobSpec.from_request(body, ctx.settings.max_time_budget)
-    if call.key is not None and not call.key.covers(spec.name):
-        raise Forbidden(
-            f"The API key '{call.key.name}' may not write model '{spec.name}' (it is limited to "
-            f"{', '.join(call.key.models or ())})."
-        )
-    found = await asyncio.to_thread(ctx.store.datasets.get, spec.dataset)
+    ctx.auth.check_model(call.key, spec.name, "write")
+    found = await asyncio.to_thread(ctx.store.datasets.get, spec.dataset, visible_owner(call.key))
     spec.check_dataset(found.kind, found.details.get("columns", []))
     job = await asyncio.to_thread(
-        ctx.store.jobs.submit, spec.to_dict(), ctx.settings.max_queued_jobs
+        ctx.store.jobs.submit, spec.to_dict(), ctx.settings.max_queued_jobs, owner(call.key)
     )
     ctx.runner.expect_jobs()
     ctx.runner.wake()
@@ -138,32 +133,29 @@ async def submit_job(ctx: ServerContext, request: Request, call: Call) -> Respon
     )
 
 
-@endpoint("list_jobs")
+@endpoint("list_jobs", "train")
 async def list_jobs(ctx: ServerContext, request: Request, call: Call) -> Response:
-    call.key = ctx.auth.check(request.headers, "train")
     status = request.query_params.get("status")
-    found = await asyncio.to_thread(ctx.store.jobs.list, 100, status)
+    found = await asyncio.to_thread(ctx.store.jobs.list, 100, status, visible_owner(call.key))
     return json_response({"jobs": [_job_view(j.to_dict(), call, brief=True) for j in found]})
 
 
-@endpoint("job")
+@endpoint("job", "train")
 async def job(ctx: ServerContext, request: Request, call: Call) -> Response:
     """GET: the job's state; DELETE: cancel it (202 while a running job is being stopped)."""
-    call.key = ctx.auth.check(request.headers, "train")
-    job_id = request.path_params["id"]
+    job_id, whose = request.path_params["id"], visible_owner(call.key)
     if request.method == "DELETE":
-        found = await asyncio.to_thread(ctx.store.jobs.cancel, job_id)
+        found = await asyncio.to_thread(ctx.store.jobs.cancel, job_id, whose)
         return json_response(_job_view(found.to_dict(), call), status=200 if found.done else 202)
-    found = await asyncio.to_thread(ctx.store.jobs.get, job_id)
+    found = await asyncio.to_thread(ctx.store.jobs.get, job_id, whose)
     return json_response(_job_view(found.to_dict(), call))
 
 
-@endpoint("job_logs")
+@endpoint("job_logs", "train")
 async def job_logs(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The end of the job's log: the last ``?tail=`` bytes (default and most: 1 MiB)."""
-    call.key = ctx.auth.check(request.headers, "train")
     job_id = request.path_params["id"]
-    await asyncio.to_thread(ctx.store.jobs.get, job_id)  # 404 for an unknown job
+    await asyncio.to_thread(ctx.store.jobs.get, job_id, visible_owner(call.key))  # 404: not yours
     tail = request.query_params.get("tail", str(MAX_LOG_BYTES))
     if not tail.isdigit():
         raise InvalidInput("tail must be a number of bytes, e.g. ?tail=65536.")
@@ -181,11 +173,11 @@ def _tail(path: Path, size: int) -> bytes:
         return handle.read()
 
 
-@endpoint("job_events")
+@endpoint("job_events", "train")
 async def job_events(ctx: ServerContext, request: Request, call: Call) -> Response:
     """Server-Sent Events: ``progress`` and ``leaderboard`` while it runs, then ``done``."""
-    call.key = ctx.auth.check(request.headers, "train")
-    first = await asyncio.to_thread(ctx.store.jobs.get, request.path_params["id"])
+    job_id = request.path_params["id"]
+    first = await asyncio.to_thread(ctx.store.jobs.get, job_id, visible_owner(call.key))
     return StreamingResponse(
         _event_stream(ctx, first, call),
         media_type="text/event-stream",
@@ -226,11 +218,11 @@ def _sse(event: str, data: Any, number: int) -> bytes:
 def _job_view(state: dict[str, Any], call: Call, brief: bool = False) -> dict[str, Any]:
     """The job as the API shows it, with links to its model once it is registered.
 
-    A script's source is shown to admin keys (and local anonymous calls) only.
+    A script's source is shown to admin credentials only.
     """
     if brief:
         state = {k: v for k, v in state.items() if k not in ("leaderboard", "spec")}
-    elif state["spec"].get("script") and call.key is not None and call.key.scope != "admin":
+    elif state["spec"].get("script") and (call.key is None or call.key.scope != "admin"):
         state = {**state, "spec": {**state["spec"], "script": "(hidden: admin keys only)"}}
     if state.get("model"):
         ref = state["model"]
