@@ -1,8 +1,12 @@
-"""Ed25519 signatures over an artifact's whole manifest (which carries its graph's SHA-256).
+"""Ed25519 signatures over an artifact's whole manifest (which carries its graph's SHA-256) and
+how it is delivered.
 
 The server signs every model it hands out; devices verify with a public key they pinned, so a
 tampered file (caught by the SHA-256) and a forged manifest (caught by the signature) are both
-rejected. The private key never leaves the server's home directory (file mode 0600).
+rejected. What is signed also binds the *delivery*: the store's release number when it was served
+(it only grows, so a device refuses an older answer replayed to it) and whether the device must
+keep the model encrypted (so stripping that flag breaks the signature). The private key never
+leaves the server's home directory (file mode 0600).
 """
 
 from __future__ import annotations
@@ -11,20 +15,39 @@ import base64
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._fs import atomic_write
 from .artifact import Manifest
 from .errors import IntegrityError, InvalidInput
 
-DOMAIN = b"modelport-artifact-v1"
+DOMAIN = b"modelport-artifact-v2"
 
 
-def message(manifest: Manifest) -> bytes:
-    """What is signed: the SHA-256 of the canonical manifest JSON, which holds the graph's SHA-256,
-    so labels, schema and outputs are covered as well as the bytes."""
+@dataclass(frozen=True)
+class Delivery:
+    """How a model was handed out, signed together with its manifest."""
+
+    release: int
+    """The store's generation when it was served: grows with every change to the store."""
+    encryption: str | None = None
+    """The algorithm the device must keep the model encrypted with, or None."""
+
+
+def message(manifest: Manifest, delivery: Delivery) -> bytes:
+    """What is signed: the SHA-256 of the canonical manifest JSON, which holds the graph's SHA-256
+    (so labels, schema and outputs are covered as well as the bytes), and the delivery."""
     canonical = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
-    return DOMAIN + b"\n" + hashlib.sha256(canonical.encode()).hexdigest().encode()
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return b"\n".join(
+        [
+            DOMAIN,
+            digest.encode(),
+            b"release=%d" % delivery.release,
+            b"encryption=" + (delivery.encryption or "none").encode(),
+        ]
+    )
 
 
 class SigningKey:
@@ -56,8 +79,9 @@ class SigningKey:
         os.chmod(path, 0o600)
         return cls(private)
 
-    def sign(self, manifest: Manifest) -> str:
-        return base64.b64encode(self._private.sign(message(manifest))).decode()  # type: ignore[attr-defined]
+    def sign(self, manifest: Manifest, delivery: Delivery) -> str:
+        signature = self._private.sign(message(manifest, delivery))  # type: ignore[attr-defined]
+        return base64.b64encode(signature).decode()
 
     @property
     def public_key(self) -> str:
@@ -70,8 +94,9 @@ class SigningKey:
         return base64.b64encode(raw).decode()
 
 
-def verify(public_key: str, manifest: Manifest, signature: str | None) -> None:
-    """Raise IntegrityError unless ``signature`` is the server's signature of ``manifest``."""
+def verify(public_key: str, manifest: Manifest, delivery: Delivery, signature: str | None) -> None:
+    """Raise IntegrityError unless ``signature`` is the server's signature of ``manifest`` as
+    ``delivery`` says it was delivered."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -89,10 +114,11 @@ def verify(public_key: str, manifest: Manifest, signature: str | None) -> None:
             "from `modelport keys signing`."
         ) from exc
     try:
-        key.verify(base64.b64decode(signature), message(manifest))
+        key.verify(base64.b64decode(signature), message(manifest, delivery))
     except (InvalidSignature, ValueError) as exc:
         raise IntegrityError(
             f"The signature of model {manifest.name}:{manifest.version} does not match the pinned "
-            "public key: the file was altered, or the server's key changed. The download is "
-            "rejected and the current version keeps serving."
+            "public key: the file or its delivery headers (release, encryption) were altered, or "
+            "the server's key changed. The download is rejected and the current version keeps "
+            "serving."
         ) from exc

@@ -38,6 +38,8 @@ class CacheState:
     current: int | None = None
     previous: int | None = None
     etag: str | None = None
+    release: int | None = None
+    """The newest signed release installed: older ones are refused as replays."""
 
 
 class ModelCache:
@@ -80,10 +82,17 @@ class ModelCache:
         except InvalidInput as exc:
             raise IntegrityError(f"The cached file {path} is damaged: {exc.message}") from exc
 
-    def install(self, data: bytes, etag: str | None = None, encrypt: bool = False) -> Manifest:
+    def install(
+        self,
+        data: bytes,
+        etag: str | None = None,
+        encrypt: bool = False,
+        release: int | None = None,
+    ) -> Manifest:
         """Verify ``data`` (an artifact bundle) and make it current; the old current becomes previous.
 
-        With ``encrypt``, the file on disk is sealed with the model's key (AES-256-GCM).
+        With ``encrypt``, the file on disk is sealed with the model's key (AES-256-GCM);
+        ``release`` is the signed release number it came with.
         """
         manifest = ModelArtifact.from_bytes(data, origin=f"the download of '{self.name}'").manifest
         if encrypt:
@@ -96,6 +105,8 @@ class ModelCache:
             if state.current != manifest.version:
                 state.previous, state.current = state.current, manifest.version
             state.etag = etag
+            if release is not None:
+                state.release = max(release, state.release or 0)
             self._save(state)
             self._prune(state)
         return manifest

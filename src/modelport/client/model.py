@@ -11,8 +11,15 @@ from ..artifact import ModelArtifact
 from ..errors import IntegrityError, InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns
+from ..signing import Delivery
 from .cache import ModelCache
-from .remote import ENCRYPTION_HEADER, SIGNATURE_HEADER, Remote, ServerUnavailable
+from .remote import (
+    ENCRYPTION_HEADER,
+    RELEASE_HEADER,
+    SIGNATURE_HEADER,
+    Remote,
+    ServerUnavailable,
+)
 from .trust import Trust
 
 Mode = Literal["local_only", "prefer_local", "prefer_remote", "remote_only"]
@@ -214,19 +221,28 @@ class Model:
             self.variant,
         )
         downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
-        got, expected = downloaded.manifest, response.json().get("version")
-        if (got.name, got.version) != (self.cache.name, expected):
+        got, delivery = downloaded.manifest, _delivery(headers)
+        if got.name != self.cache.name:
             raise IntegrityError(
-                f"Asked for {self.ref} (version {expected}) but received {got.name}:"
-                f"{got.version}; the download is rejected."
+                f"Asked for {self.ref} but received {got.name}:{got.version}; the download is "
+                "rejected."
             )
         if self.trust is not None:
-            self.trust.check(got, headers.get(SIGNATURE_HEADER))
+            self.trust.check(got, delivery, headers.get(SIGNATURE_HEADER))
+        if state.release is not None and delivery.release < state.release:
+            raise IntegrityError(
+                f"The server sent {got.name}:{got.version} as release {delivery.release}, older "
+                f"than release {state.release} this device installed before: an old answer "
+                "replayed. It is rejected and the current version keeps serving (rollback() "
+                "goes back on purpose)."
+            )
         loaded = Predictor(downloaded)  # a graph this device cannot load never becomes current
-        encrypt = headers.get(ENCRYPTION_HEADER) is not None
+        encrypt = delivery.encryption is not None
         if encrypt and self.cache.keys is not None and self.cache.keys.get(self.cache.name) is None:
             self.cache.keys.put(self.cache.name, self.remote.model_key(self.ref))
-        manifest = self.cache.install(data, response.headers.get("etag"), encrypt=encrypt)
+        manifest = self.cache.install(
+            data, response.headers.get("etag"), encrypt=encrypt, release=delivery.release
+        )
         self._predictor = loaded  # one atomic swap; the bytes were verified above
         self.stale = False
         self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))
@@ -255,6 +271,16 @@ class Model:
     def _emit(self, event: SyncEvent) -> None:
         if self.on_sync is not None:
             self.on_sync(event)
+
+
+def _delivery(headers: Any) -> Delivery:
+    """How the server says it delivered the download (checked against its signature)."""
+    release = headers.get(RELEASE_HEADER, "")
+    if not release.isdigit():
+        raise IntegrityError(
+            "The download arrived without a release number (X-Modelport-Release); it is rejected."
+        )
+    return Delivery(int(release), headers.get(ENCRYPTION_HEADER))
 
 
 def _as_rows(rows: Any, manifest: Any) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from ..errors import ModelportError, Unavailable, error_for
 ERROR_CODE_HEADER = "x-modelport-error"
 SIGNATURE_HEADER = "x-modelport-signature"
 ENCRYPTION_HEADER = "x-modelport-encryption"
+RELEASE_HEADER = "x-modelport-release"
 FALLBACK_STATUSES = {429, 500, 502, 503, 504}
 
 

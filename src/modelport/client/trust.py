@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..artifact import Manifest
 from ..errors import IntegrityError
-from ..signing import verify
+from ..signing import Delivery, verify
 from .cache import write_file
 from .remote import Remote
 
@@ -32,5 +32,5 @@ class Trust:
         write_file(self.file, key.encode())  # pinned from now on
         return key
 
-    def check(self, manifest: Manifest, signature: str | None) -> None:
-        verify(self.public_key(), manifest, signature)
+    def check(self, manifest: Manifest, delivery: Delivery, signature: str | None) -> None:
+        verify(self.public_key(), manifest, delivery, signature)

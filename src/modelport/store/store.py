@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import functools
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from .blobs import BlobStore
 from .datasets import DatasetStore
 from .db import AliasRow, ModelKeyRow, ModelRow, StateRow, VersionRow, make_engine, transaction
 from .jobs import JobStore
+from .master_key import WRAPPED, MasterKey
 
 REGISTER_ATTEMPTS = 8
 GENERATION = "generation"
@@ -207,6 +208,11 @@ class Store:
                 removed += 1
         return removed + self.blobs.remove_stale_temps()
 
+    @functools.cached_property
+    def master_key(self) -> MasterKey:
+        """What wraps the model keys in the database (made on first use)."""
+        return MasterKey.from_settings(self.settings)
+
     def set_encryption(self, name: str, enabled: bool) -> bytes | None:
         """Turn encryption at rest on devices on (creating the model's key) or off."""
         from ..encryption import new_key
@@ -219,15 +225,31 @@ class Store:
                     session.delete(row)
                 return None
             if row is None:
-                row = ModelKeyRow(name=name, key=base64.b64encode(new_key()).decode())
+                row = ModelKeyRow(name=name, key=self.master_key.wrap(new_key()))
                 session.add(row)
-            return base64.b64decode(row.key)
+            return self.master_key.unwrap(row.key, name)
 
     def encryption_key(self, name: str) -> bytes | None:
         """The model's at-rest key, or None when its downloads are not encrypted on devices."""
         with self._session() as session:
             row = session.get(ModelKeyRow, name)
-            return base64.b64decode(row.key) if row else None
+            if row is None:
+                return None
+            key = self.master_key.unwrap(row.key, name)
+        if not row.key.startswith(WRAPPED):  # kept plain by an older modelport: wrap it now
+            self.rewrap_keys(self.master_key)
+        return key
+
+    def rewrap_keys(self, master: MasterKey) -> int:
+        """Wrap every model key under ``master``'s current key, in one transaction; returns how
+        many changed."""
+        changed = 0
+        with self._session() as session:
+            for row in session.scalars(select(ModelKeyRow)):
+                if not master.is_current(row.key):
+                    row.key = master.wrap(master.unwrap(row.key, row.name))
+                    changed += 1
+        return changed
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -235,6 +257,14 @@ class Store:
         """The manifest of the version ``ref`` resolves to, without reading the model file."""
         with self._session() as session:
             return Manifest.from_dict(self._resolve(session, ModelRef.parse(ref)).manifest)
+
+    def release(self, ref: str) -> tuple[Manifest, int]:
+        """The manifest ``ref`` resolves to and the generation it was read at (one transaction):
+        servers sign the generation into downloads as a release number that only grows."""
+        with self._session() as session:
+            row = self._resolve(session, ModelRef.parse(ref))
+            state = session.get(StateRow, GENERATION)
+            return Manifest.from_dict(row.manifest), state.value if state else 0
 
     def get(self, ref: str) -> ModelArtifact:
         """The artifact ``ref`` resolves to, its SHA-256 verified."""

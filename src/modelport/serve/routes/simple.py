@@ -9,23 +9,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...artifact import Manifest
 from ...encryption import ALGORITHM
 from ...errors import InvalidInput, NotFound
+from ...refs import ModelRef
 from ...runtime.tabular import encode, to_columns
-from ..context import Call, ServerContext, endpoint
-from ..dataplane import json_response, output_tensors, parse_json, plain, ref_for
+from ...signing import Delivery
+from ..context import PUBLIC, Call, ServerContext, endpoint
+from ..dataplane import json_response, output_tensors, plain, ref_for
 from ..metering import parse_since, usage_totals
 
 SIGNATURE_HEADER = "X-Modelport-Signature"
 ENCRYPTION_HEADER = "X-Modelport-Encryption"
+RELEASE_HEADER = "X-Modelport-Release"
+FORMATS = ("zip", "onnx")
 
 
-@endpoint("simple_predict")
+def _ref(request: Request) -> ModelRef:
+    return ref_for(request.path_params["ref"])
+
+
+@endpoint("simple_predict", "predict", _ref)
 async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     """``{"rows": [{column: value}, ...]}`` -> predictions, probabilities per label, version."""
-    ref = ref_for(request.path_params["ref"])
-    call.key = ctx.auth.check(request.headers, "predict", ref.name)
-    body = parse_json(await ctx.read_body(request))
+    assert call.ref is not None
+    body = await ctx.read_json(request)
     rows = body.get("rows") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidInput(
@@ -33,7 +41,7 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
             "per row, keyed by column name."
         )
     ctx.check_rows(len(rows))
-    model = await ctx.models.get(str(ref))
+    model = await ctx.models.get(str(call.ref))
     call.model = model.manifest.name
     feeds = encode(model.manifest, to_columns(rows, model.manifest))
     prediction = await ctx.predict(call, model, feeds)
@@ -49,10 +57,12 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     return json_response(answer)
 
 
-@endpoint("list_models")
+@endpoint("list_models", "predict")
 async def list_models(ctx: ServerContext, request: Request, call: Call) -> Response:
-    ctx.auth.check(request.headers, "predict")
+    """Every model the caller's key may use."""
     summaries = await asyncio.to_thread(ctx.store.list_models)
+    if call.key is not None:
+        summaries = [s for s in summaries if call.key.covers(s.name)]
     return json_response(
         {
             "models": [
@@ -69,28 +79,30 @@ async def list_models(ctx: ServerContext, request: Request, call: Call) -> Respo
     )
 
 
-@endpoint("manifest")
+@endpoint("manifest", "predict", _ref)
 async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The manifest devices sync against; ``?variant=int8|fp32`` (default: the device default)."""
-    ref = ref_for(request.path_params["ref"])
-    ctx.auth.check(request.headers, "predict", ref.name)
-    found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    found, release = await asyncio.to_thread(ctx.store.release, str(call.ref))
     found = found.for_variant(request.query_params.get("variant") or found.device_variant())
     etag = f'"{found.sha256}-{found.version}"'
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return json_response(
-        found.to_dict(), headers={"ETag": etag, SIGNATURE_HEADER: ctx.signing.sign(found)}
+        found.to_dict(), headers={"ETag": etag, **await _signed(ctx, found, release)}
     )
 
 
-@endpoint("artifact")
+@endpoint("artifact", "predict", _ref)
 async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The artifact zip for offline use (``?variant=``), or ``?format=onnx`` for plain ONNX."""
-    ref = ref_for(request.path_params["ref"])
-    ctx.auth.check(request.headers, "predict", ref.name)
-    plain_onnx = request.query_params.get("format") == "onnx"
-    found = await asyncio.to_thread(ctx.store.manifest, str(ref))
+    fmt = request.query_params.get("format", "zip")
+    if fmt not in FORMATS:
+        raise InvalidInput(
+            f"format must be 'zip' (the artifact bundle, the default) or 'onnx' (the plain "
+            f"graph), not '{fmt}'."
+        )
+    plain_onnx = fmt == "onnx"
+    found, release = await asyncio.to_thread(ctx.store.release, str(call.ref))
     found = found.for_variant(request.query_params.get("variant") or found.device_variant())
     etag = f'"{found.sha256}-{found.version}{"-onnx" if plain_onnx else ""}"'
     if _matches(request, etag):
@@ -109,15 +121,24 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
             "ETag": etag,
             "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Model-Version": str(found.version),
-            SIGNATURE_HEADER: ctx.signing.sign(found),
-            **await _encryption_header(ctx, found.name),
+            **await _signed(ctx, found, release),
         },
     )
 
 
-@endpoint("usage")
+async def _signed(ctx: ServerContext, found: Manifest, release: int) -> dict[str, str]:
+    """The signature headers: what is signed binds the manifest, the release number (so an old
+    answer cannot be replayed as current) and whether devices must keep the model encrypted."""
+    encrypted = await asyncio.to_thread(ctx.store.encryption_key, found.name) is not None
+    delivery = Delivery(release, ALGORITHM if encrypted else None)
+    headers = {SIGNATURE_HEADER: ctx.signing.sign(found, delivery), RELEASE_HEADER: str(release)}
+    if encrypted:
+        headers[ENCRYPTION_HEADER] = ALGORITHM
+    return headers
+
+
+@endpoint("usage", "admin")
 async def usage(ctx: ServerContext, request: Request, call: Call) -> Response:
-    ctx.auth.check(request.headers, "admin")
     since = parse_since(request.query_params.get("since"))
     await ctx.flush_usage()
     totals = await asyncio.to_thread(
@@ -145,26 +166,21 @@ def _matches(request: Request, etag: str) -> bool:
     return etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
 
 
-@endpoint("model_key")
+@endpoint("model_key", "predict", _ref)
 async def model_key(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The key a device keeps an encrypted model with (API key required when keys exist)."""
-    ref = ref_for(request.path_params["ref"])
-    ctx.auth.check(request.headers, "predict", ref.name)
-    key = await asyncio.to_thread(ctx.store.encryption_key, ref.name)
+    assert call.ref is not None
+    name = call.ref.name
+    key = await asyncio.to_thread(ctx.store.encryption_key, name)
     if key is None:
         raise NotFound(
-            f"Model '{ref.name}' is not encrypted at rest; turn it on with "
-            f"`modelport models encrypt {ref.name}`."
+            f"Model '{name}' is not encrypted at rest; turn it on with "
+            f"`modelport models encrypt {name}`."
         )
     return json_response({"algorithm": ALGORITHM, "key": base64.b64encode(key).decode()})
 
 
-async def _encryption_header(ctx: ServerContext, name: str) -> dict[str, str]:
-    key = await asyncio.to_thread(ctx.store.encryption_key, name)
-    return {ENCRYPTION_HEADER: ALGORITHM} if key is not None else {}
-
-
-@endpoint("signing_key")
+@endpoint("signing_key", PUBLIC)
 async def signing_key(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The public key devices pin to verify downloaded models (not secret)."""
     return json_response({"algorithm": "ed25519", "public_key": ctx.signing.public_key})
