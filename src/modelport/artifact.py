@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ from .errors import IntegrityError, InvalidInput
 FORMAT_VERSION = 1
 ONNX_NAME = "model.onnx"
 MANIFEST_NAME = "manifest.json"
+VARIANTS = ("fp32", "int8")
+"""The graphs a model may carry; their names become file names, so no other name is taken."""
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 Task = Literal["classification", "regression"]
 
@@ -83,8 +87,8 @@ class Manifest:
             fields = {f.name for f in dataclasses.fields(cls)}
             values = {k: v for k, v in data.items() if k in fields}
             values["inputs"] = [ColumnSpec(**c) for c in data["inputs"]]
-            return cls(**values)
-        except (KeyError, TypeError) as exc:
+            return _checked(cls(**values))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
                 f"The manifest is not valid: {exc}. A manifest needs at least name, task, inputs, "
                 "outputs, sha256 and size_bytes; re-export the model with modelport."
@@ -115,6 +119,25 @@ class Manifest:
         return [c.name for c in self.inputs]
 
 
+def _checked(manifest: Manifest) -> Manifest:
+    """Refuse a manifest whose variant names or digests could name files outside a store."""
+    graphs = {manifest.variant: manifest.sha256} | {
+        name: info["sha256"] for name, info in manifest.variants.items()
+    }
+    for name, digest in graphs.items():
+        if name not in VARIANTS:
+            raise InvalidInput(
+                f"The manifest names a variant {name!r}; a model's graphs are "
+                f"{' and '.join(VARIANTS)}. The file was not made by modelport, or was altered."
+            )
+        if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+            raise InvalidInput(
+                f"The manifest's SHA-256 of the {name} graph, {str(digest)[:80]!r}, is not 64 "
+                "lowercase hex digits. The file was not made by modelport, or was altered."
+            )
+    return manifest
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -136,10 +159,14 @@ class ModelArtifact:
 
     def verify(self, origin: str = "the artifact") -> ModelArtifact:
         """Raise IntegrityError unless every graph matches the SHA-256 the manifest records."""
+        missing = set(self.manifest.variants) - set(self.variants)
+        if missing:
+            raise IntegrityError(
+                f"The manifest of {origin} lists the variant(s) {', '.join(sorted(missing))}, "
+                "but their model files are not there. Export the model again."
+            )
         expected = {"": self.manifest.sha256} | {
-            name: info["sha256"]
-            for name, info in self.manifest.variants.items()
-            if name in self.variants
+            name: info["sha256"] for name, info in self.manifest.variants.items()
         }
         for name, digest in expected.items():
             actual = sha256_hex(self.variants[name] if name else self.onnx)

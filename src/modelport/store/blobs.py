@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._fs import atomic_write
-from ..artifact import sha256_hex
+from ..artifact import SHA256, sha256_hex
 from ..errors import IntegrityError, ModelNotFound
 
 STALE_TEMP_SECONDS = 3600
@@ -23,6 +23,8 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
+        if not SHA256.fullmatch(sha256):  # a name from outside must not reach the file system
+            raise IntegrityError(f"{sha256[:80]!r} is not a SHA-256 (64 lowercase hex digits).")
         return self.root / sha256[:2] / f"{sha256}.onnx"
 
     def put(self, data: bytes) -> str:
