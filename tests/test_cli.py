@@ -188,6 +188,10 @@ BAD_INPUTS = {
         "The folder of --output 'nowhere/deeper/p.csv' does not exist",
     ),
     "predict to a folder": (["predict", "good", "ok.csv", "-o", "."], "is a directory"),
+    "export to a missing folder": (
+        ["export", "good", "-o", "nowhere/m.onnx"],
+        "The folder of --output 'nowhere/m.onnx' does not exist",
+    ),
 }
 
 
@@ -199,6 +203,7 @@ NEEDS_GOOD_MODEL = {
     "predict header only",
     "predict to a missing folder",
     "predict to a folder",
+    "export to a missing folder",
 }
 WRONG_WORDS = (
     "cannot be parsed",

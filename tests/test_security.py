@@ -438,6 +438,7 @@ def test_model_keys_are_wrapped_with_the_master_key(home, modelport):
     rotated = modelport("keys", "rotate-master")
     assert "1 model key" in rotated.stdout
     assert _stored_key(store, "lin") != stored
+    assert store.encryption_key("lin") == key  # a running process re-reads the rotated key
     assert Store(Settings(home=home)).encryption_key("lin") == key
     assert not (home / "master.key.next").exists()
 

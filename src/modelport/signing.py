@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +74,7 @@ class SigningKey:
             serialization.NoEncryption(),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, pem)
-        os.chmod(path, 0o600)
+        atomic_write(path, pem, private=True)
         return cls(private)
 
     def sign(self, manifest: Manifest, delivery: Delivery) -> str:

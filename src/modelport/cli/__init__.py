@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from ..errors import ModelportError
 from . import jobs, models, predict, serve, train
@@ -41,6 +42,18 @@ def main() -> None:
         err_console.print(
             f"[bold red]error:[/] {exc.strerror or exc}{where}. Check that the path exists and is "
             "writable (the store lives in MODELPORT_HOME, default ~/.modelport).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    except ValidationError as exc:  # a MODELPORT_* setting with a value of the wrong kind
+        problems = "; ".join(
+            f"MODELPORT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors()
+        )
+        err_console.print(
+            f"[bold red]error:[/] A setting is not valid: {problems}. Fix the environment "
+            "variable or the .env file (docs/settings.md lists them).",
             highlight=False,
             soft_wrap=True,
         )

@@ -12,7 +12,7 @@ from .._fs import atomic_write
 from ..artifact import Manifest
 from ..errors import InvalidParameter
 from ..store import ModelRef
-from ._console import console, open_store, print_json
+from ._console import check_output, console, open_store, print_json
 
 app = typer.Typer(help="List, inspect, alias and delete stored models.", no_args_is_help=True)
 
@@ -172,8 +172,7 @@ def export(
     format: Annotated[str, typer.Option(help="onnx, or ort for ORT Mobile apps.")] = "onnx",
 ) -> None:
     """Write a stored model as plain ONNX (any runtime loads it), ORT format, or a bundle."""
-    if output.is_dir():
-        raise InvalidParameter(f"--output {output} is a directory; give a file path.")
+    check_output(output)
     if format not in ("onnx", "ort"):
         raise InvalidParameter(f"--format must be 'onnx' or 'ort', not '{format}'.")
     if not bundle and format == "onnx" and output.suffix.lower() == ".zip":

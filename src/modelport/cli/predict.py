@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._fs import atomic_write
-from ..errors import InvalidParameter
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns, unseen_categories
-from ._console import err_console, open_store
+from ._console import check_output, err_console, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +29,7 @@ def predict(
     from ..data import read_table
 
     if output is not None:
-        _check_output(output)  # before any work, and nothing gets created
+        check_output(output)  # before any work, and nothing gets created
     artifact = open_store().get(ref)
     frame = read_table(data)
     predictor = Predictor(artifact)
@@ -50,20 +49,6 @@ def predict(
         err_console.print(
             f"Wrote {len(out)} predictions of {artifact.manifest.name}:"
             f"{artifact.manifest.version} to {output}."
-        )
-
-
-def _check_output(output: Path) -> None:
-    if output.is_dir():
-        raise InvalidParameter(
-            f"--output '{output}' is a directory. Give a file name, e.g. "
-            f"{output / 'predictions.csv'}."
-        )
-    folder = output.parent
-    if not folder.is_dir():
-        raise InvalidParameter(
-            f"The folder of --output '{output}' does not exist ({folder}); nothing was written. "
-            f"Create it first (mkdir -p {folder}) or write to an existing folder."
         )
 
 

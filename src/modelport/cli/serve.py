@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from ..config import Settings
 from ..errors import InvalidParameter
+from ..local_token import is_loopback
 from ._console import console, open_store, print_json
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -81,8 +81,9 @@ def serve(
     from ..signing import SigningKey
 
     SigningKey.load_or_create(settings.home)  # here, not in N workers racing to create it
-    has_keys = bool(KeyStore(open_store().engine).active())
-    if not _is_loopback(settings.host) and not has_keys and not settings.allow_anonymous:
+    # as the server decides: keys stay required once any was created, even if all were revoked
+    has_keys = KeyStore(open_store().engine).any()
+    if not is_loopback(settings.host) and not has_keys and not settings.allow_anonymous:
         raise InvalidParameter(
             f"Refusing to serve on {settings.host} without API keys: anyone who can reach it "
             "could use every model. Create a key (`modelport keys create NAME`), listen on "
@@ -91,7 +92,8 @@ def serve(
     anonymous = settings.allow_anonymous or not has_keys
     console.print(
         f"Serving the store in {settings.home} on http://{settings.host}:{settings.port} "
-        f"({'no API keys' if anonymous else 'API keys required'}); API docs at /docs."
+        f"({'no API keys; admin calls need the local token' if anonymous else 'API keys required'}"
+        "); API docs at /docs."
     )
     uvicorn.run(
         "modelport.serve.app:create_app",
@@ -134,15 +136,6 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def deploy(
     ref: Annotated[str, typer.Argument(help="The version to serve, e.g. credit:3")],
     alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
@@ -159,7 +152,8 @@ def deploy(
 def create_key(
     name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
     scope: Annotated[
-        str, typer.Option(help="predict, train (datasets and jobs) or admin.")
+        str,
+        typer.Option(help="predict, train (datasets and jobs), metrics (/metrics only) or admin."),
     ] = "predict",
     rate: Annotated[str | None, typer.Option(help="Rate limit, e.g. 10/s or 600/min.")] = None,
     models: Annotated[str | None, typer.Option(help="Comma-separated models it may use.")] = None,
@@ -219,6 +213,24 @@ def signing_key(
             "this one (their cached models keep working):"
         )
     print(key.public_key)
+
+
+@keys_app.command("rotate-master")
+def rotate_master_key() -> None:
+    """Rewrap every model's encryption key under a new master key (crash-safe; see
+    MODELPORT_MASTER_KEY for a key kept outside the home directory)."""
+    from ..store.master_key import finish_rotation, rotation
+
+    store = open_store()
+    master, pending = rotation(store.settings)
+    changed = store.rewrap_keys(master)
+    if pending is not None:
+        finish_rotation(pending)
+    where = "MODELPORT_MASTER_KEY" if pending is None else str(store.settings.home / "master.key")
+    console.print(
+        f"Rewrapped {changed} model key{'s' if changed != 1 else ''} under the master key in "
+        f"{where}. Running servers read it when they next need a model key."
+    )
 
 
 @keys_app.command("revoke")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..artifact import Manifest, ModelArtifact
 from ..config import Settings
-from ..errors import InvalidReference, ModelNotFound, ModelportError
+from ..errors import IntegrityError, InvalidReference, ModelNotFound, ModelportError
 from ..refs import DEFAULT_ALIAS, LATEST, ModelRef, check_alias, check_name
 from .blobs import BlobStore
 from .datasets import DatasetStore
@@ -227,7 +227,7 @@ class Store:
             if row is None:
                 row = ModelKeyRow(name=name, key=self.master_key.wrap(new_key()))
                 session.add(row)
-            return self.master_key.unwrap(row.key, name)
+            return self._unwrap(row.key, name)
 
     def encryption_key(self, name: str) -> bytes | None:
         """The model's at-rest key, or None when its downloads are not encrypted on devices."""
@@ -235,10 +235,17 @@ class Store:
             row = session.get(ModelKeyRow, name)
             if row is None:
                 return None
-            key = self.master_key.unwrap(row.key, name)
+            key = self._unwrap(row.key, name)
         if not row.key.startswith(WRAPPED):  # kept plain by an older modelport: wrap it now
             self.rewrap_keys(self.master_key)
         return key
+
+    def _unwrap(self, stored: str, name: str) -> bytes:
+        try:
+            return self.master_key.unwrap(stored, name)
+        except IntegrityError:  # another process rotated the master key: read it again
+            self.__dict__.pop("master_key", None)
+            return self.master_key.unwrap(stored, name)
 
     def rewrap_keys(self, master: MasterKey) -> int:
         """Wrap every model key under ``master``'s current key, in one transaction; returns how
