@@ -200,6 +200,20 @@ def test_admin_needs_the_local_token_even_without_keys(keyless):
     assert httpx.get(f"{server.url}/api/v1/models").status_code == 200
 
 
+def test_the_sdk_and_cli_send_the_local_token_to_a_local_server(keyless, tmp_path, monkeypatch):
+    from modelport.client import TrainingClient
+
+    server, home = keyless
+    monkeypatch.setenv("MODELPORT_HOME", str(home))
+    data = tmp_path / "d.csv"
+    data.write_bytes(CSV)
+    with TrainingClient(server.url) as trainer:
+        dataset = trainer.upload(data)["id"]
+        job = trainer.submit(dataset, "own", target="target", script="def train(d, t): pass")
+        assert trainer.cancel(job["id"])["status"] == "cancelled"
+    assert local_token.for_server("http://models.example.com", home) is None  # never sent away
+
+
 def test_cors_allow_list_lets_a_named_origin_in(tmp_path):
     home = tmp_path / "home"
     Store(Settings(home=home)).register(linear_artifact("lin"), name="lin")

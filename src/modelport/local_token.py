@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def for_server(url: str, home: Path) -> str | None:
 
     host = urlsplit(url if "//" in url else f"http://{url}").hostname or ""
     return read(home) if is_loopback(host) else None
+
+
+def default_home() -> Path:
+    """``MODELPORT_HOME``, or ``~/.modelport`` (what the settings default to)."""
+    return Path(os.environ.get("MODELPORT_HOME") or Path.home() / ".modelport")
 
 
 def path(home: Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from .. import local_token
 from ..errors import ModelportError, Unavailable
 from .remote import server_error
 
@@ -26,9 +27,14 @@ EVENTS_TIMEOUT = httpx.Timeout(60.0, read=60.0)
 
 
 class TrainingClient:
-    """The server's dataset and job API; errors come back as modelport's own classes."""
+    """The server's dataset and job API; errors come back as modelport's own classes.
+
+    Without ``api_key``, a server on this machine gets the local admin token of the store in
+    ``MODELPORT_HOME`` (default ``~/.modelport``), as the `modelport` command sends it.
+    """
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0) -> None:
+        api_key = api_key or local_token.for_server(url, local_token.default_home())
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
