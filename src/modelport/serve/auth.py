@@ -57,6 +57,8 @@ class Authenticator:
         client: tuple[str, int] | None = None,
     ) -> KeyInfo | None:
         """The caller's key, or None for an allowed anonymous call; raises 401/403/429."""
+        if scope == "metrics" and self.metrics_open:
+            return None  # open to every caller, whatever key it sends
         secret = _secret(headers)
         if secret is None:
             self._check_anonymous(scope, client)
@@ -89,8 +91,6 @@ class Authenticator:
             )
 
     def _check_anonymous(self, scope: str, client: tuple[str, int] | None) -> None:
-        if scope == "metrics" and self.metrics_open:
-            return
         if scope == "admin":
             raise Unauthorized(
                 "Admin requests need a credential, even on a server without API keys: send an "
