@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
@@ -144,3 +146,27 @@ def p50_p99_us(call: Callable[[], object], runs: int, warmup: int = 100) -> tupl
     """Median and 99th percentile µs of ``runs`` calls of ``call``."""
     t = timed(call, runs=runs, warmup=warmup)
     return t.p50_us, t.p99_us
+
+
+class OtherLoad:
+    """CPU % used by everything else on the machine (not this script, not the children it has
+    waited for, not ``excluded`` seconds such as a server's) since it was made; of 100 % per core."""
+
+    def __init__(self) -> None:
+        self.started, self.machine, self.ours = time.monotonic(), _machine_busy(), _our_cpu()
+
+    def percent(self, excluded: float = 0.0) -> float:
+        machine = _machine_busy() - self.machine
+        others = machine - (_our_cpu() - self.ours) - excluded
+        return max(0.0, 100 * others / (time.monotonic() - self.started))
+
+
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _our_cpu() -> float:
+    ours = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ours.ru_utime + ours.ru_stime + children.ru_utime + children.ru_stime

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import functools
 import inspect
+import os
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import orjson
-from common import ADULT, BENCH, train_adult
+from common import ADULT, BENCH, OtherLoad, train_adult
 
 # (label, module, attribute path): each a function or method the app calls per request
 STAGES = [
@@ -227,6 +228,7 @@ async def profile(home: Path, rows: list[dict], sizes: list[int], requests: int)
     clock = Clock()
     runs: dict = {n: {"plain": [], "bare": [], "wrapped": []} for n in sizes}
     missing: list[str] = []
+    others = OtherLoad()
     for _ in range(ROUNDS):  # rounds alternate, so a burst of load elsewhere hits all three alike
         for n in sizes:
             each = requests // ROUNDS
@@ -235,7 +237,7 @@ async def profile(home: Path, rows: list[dict], sizes: list[int], requests: int)
             undo, missing = instrument(clock)
             runs[n]["wrapped"].append(await Harness(app, PATH, bodies[n]).run(each, clock))
             restore(undo)
-    results: dict = {}
+    results: dict = {"others": others.percent()}
     for n in sizes:
         plain, bare_times, wrapped = (np.vstack(runs[n][k]) for k in ("plain", "bare", "wrapped"))
         columns = {label: wrapped[:, i + 1] for i, label in enumerate(LABELS)}
@@ -285,6 +287,8 @@ def main() -> None:
     )
     print(f"\np99 of the total without the wrappers: {p99}.")
     print("Means add up (stages + the rest = total with the wrappers); medians do not.")
+    cores = os.cpu_count()
+    print(f"Other processes used {results['others']:.0f} % CPU (of {cores * 100} %) meanwhile.")
     if found["missing"]:
         print(f"Not found in this app, so counted in the rest: {', '.join(found['missing'])}.")
     print(f"onnxruntime {ort.__version__}, Python {sys.version.split()[0]}.")

@@ -1,6 +1,6 @@
 """Online serving: modelport vs MLServer and BentoML on the same trained model, side by side.
 
-Run: make bench-serve   (or .venv/bin/python bench/serve.py [--seconds 4] [--only TEXT])
+Run: make bench-serve   (or .venv/bin/python bench/serve.py [--seconds 3] [--rounds 3] [--only TEXT])
 Needs: `hey` (apt-get install -y hey), ../shared/data/adult, and the peers' own venvs, which
 `make bench-peers` creates in bench/.venvs (MLServer pins an old FastAPI, so it cannot share ours).
 
@@ -9,8 +9,10 @@ serves (a) the scikit-learn pipeline it was trained as (what their users deploy 
 (b) the very same ONNX file in onnxruntime (bench/peers/mlserver_onnx.py, bench/peers/
 bento_service.py:TabularOnnx). Peers run with 1 worker (their default) and with one worker per core
 and OMP_NUM_THREADS=1 (tuned). Every server runs alone in turn, with the same `hey` load at
-concurrency 1, 8 and 64, for 1-row and 32-row requests. Prints Markdown tables for
-bench/RESULTS.md: every run, a summary (1 row, concurrency 64), and onnxruntime in-process.
+concurrency 1, 8 and 64, for 1-row and 32-row requests. The whole list runs ``--rounds`` times
+and each table cell is the round with the median requests/s, so that load from other work on the
+machine, which comes and goes, falls on every server alike. Prints Markdown tables for
+bench/RESULTS.md: every cell, a summary (1 row, concurrency 64), and onnxruntime in-process.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import threading
@@ -32,7 +33,7 @@ import httpx
 import joblib
 import onnxruntime as ort
 import psutil
-from common import BENCH, BIN, OUT, free_port, require, stop, timed, train_adult
+from common import BENCH, BIN, OUT, OtherLoad, free_port, require, stop, timed, train_adult
 
 from modelport.config import Settings
 from modelport.runtime import Predictor
@@ -340,7 +341,7 @@ class _Sampler(threading.Thread):
 
     def start(self) -> None:
         self.started_at, self.cpu_at_start = time.monotonic(), self._cpu_seconds()
-        self.machine_at_start, self.ours_at_start = _machine_busy(), _our_cpu()
+        self.others = OtherLoad()
         super().start()
 
     def run(self) -> None:
@@ -359,27 +360,12 @@ class _Sampler(threading.Thread):
         self.join()
         elapsed = time.monotonic() - self.started_at
         server = self._cpu_seconds() - self.cpu_at_start
-        machine = _machine_busy() - self.machine_at_start
-        others = machine - server - (_our_cpu() - self.ours_at_start)
         return {
             "cpu": 100 * server / elapsed,
-            "others": max(0.0, 100 * others / elapsed),
+            "others": self.others.percent(excluded=server),
             "rss": self.peak_rss / 2**20,
             "pss": self.peak_pss / 2**20,
         }
-
-
-def _machine_busy() -> float:
-    """CPU seconds every core has spent busy since boot."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-
-def _our_cpu() -> float:
-    """CPU seconds of this script and the children it has waited for (`hey`)."""
-    ours = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ours.ru_utime + ours.ru_stime + children.ru_utime + children.ru_stime
 
 
 def measure(peer: Peer, rows: list[dict], seconds: float) -> list[dict]:
@@ -449,24 +435,33 @@ def in_process(home: Path, rows: list[dict], seconds: float) -> list[str]:
     return lines
 
 
+def median_round(cells: list[dict]) -> dict:
+    """Of one cell measured in several rounds, the round with the median requests/s."""
+    return sorted(cells, key=lambda r: r["rps"])[len(cells) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="of `hey` load per cell")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over every server")
     parser.add_argument("--only", help="run only servers whose name contains this text")
     args = parser.parse_args()
     require(hey=True)
     model = prepare()
-    results = []
-    for peer in peers(model):
-        if args.only is None or args.only in peer.name:
-            results.extend(measure(peer, model.rows, args.seconds))
+    chosen = [p for p in peers(model) if args.only is None or args.only in p.name]
+    passes = []
+    for n in range(args.rounds):
+        print(f"round {n + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        passes.append([r for peer in chosen for r in measure(peer, model.rows, args.seconds)])
+    results = [median_round(list(cells)) for cells in zip(*passes, strict=True)]
+    print(f"Each cell: the median of {args.rounds} rounds by requests/s.\n")
     print(HEADER)
     print("\n".join(row_line(r) for r in results))
     print("\nSummary: 1 row per request, concurrency 64\n")
     print(HEADER)
     print("\n".join(row_line(r) for r in results if r["rows"] == 1 and r["concurrency"] == 64))
     print()
-    print("\n".join(in_process(model.home, model.rows, args.seconds / 2)))
+    print("\n".join(in_process(model.home, model.rows, args.seconds)))
 
 
 if __name__ == "__main__":
