@@ -148,6 +148,27 @@ def p50_p99_us(call: Callable[[], object], runs: int, warmup: int = 100) -> tupl
     return t.p50_us, t.p99_us
 
 
+def interleaved_us(
+    calls: dict[str, Callable[[], object]], runs: int, warmup: int = 3
+) -> dict[str, tuple[float, float]]:
+    """Median and 99th percentile µs of each call, timed in turns (a, b, a, b, ...) so that load
+    from other work on the machine falls on every call alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    clock = time.perf_counter
+    for _ in range(runs):
+        for name, call in calls.items():
+            started = clock()
+            call()
+            samples[name].append(clock() - started)
+    return {
+        name: tuple(float(v) for v in np.percentile(times, [50, 99]) * 1e6)  # type: ignore[misc]
+        for name, times in samples.items()
+    }
+
+
 class OtherLoad:
     """CPU % used by everything else on the machine (not this script, not the children it has
     waited for, not ``excluded`` seconds such as a server's) since it was made; of 100 % per core."""
