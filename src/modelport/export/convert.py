@@ -11,6 +11,7 @@ from typing import Any
 
 from ..artifact import ColumnSpec
 from ..errors import ExportError
+from .labels import labels_from_probabilities
 from .thresholds import align_lightgbm
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -91,6 +92,8 @@ def sklearn_to_onnx(
         booster = getattr(_final(model), "booster_", None)
         if type(booster).__module__.startswith("lightgbm"):
             align_lightgbm(proto, booster)
+        if classifier:
+            labels_from_probabilities(proto)
     except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError, TypeError ...
         raise ExportError(
             f"{_describe(model)} cannot be converted to ONNX: {exc}. Use an estimator skl2onnx "

@@ -18,6 +18,7 @@ from ..runtime import Predictor
 from ..train.versions import library_versions
 from . import onnx_graph, parity
 from .convert import Converted, describe_graph, sklearn_to_onnx
+from .labels import labels_from_probabilities
 from .quantize import int8_variant
 from .thresholds import align_lightgbm
 
@@ -123,7 +124,6 @@ def import_estimator(model: Any, name: str, sample: pd.DataFrame) -> ModelArtifa
     expected_proba = None
     if classifier and hasattr(model, "predict_proba"):
         expected_proba = model.predict_proba(native)
-    classes = getattr(model, "classes_", None)
     return _checked_artifact(
         converted,
         name,
@@ -131,10 +131,27 @@ def import_estimator(model: Any, name: str, sample: pd.DataFrame) -> ModelArtifa
         layout,
         type(model).__name__,
         rows,
-        classes=np.asarray(classes).tolist() if classes is not None else None,
+        classes=labels,
         expected=model.predict(native),
         expected_proba=expected_proba,
+        label_is_index=_labels_are_positions(converted.onnx, labels),
     )
+
+
+def _labels_are_positions(onnx: bytes, classes: list[Any] | None) -> bool:
+    """True when the graph outputs each class's position rather than the class itself.
+
+    skl2onnx writes boolean classes as the integers 0 and 1 (``int(False)``, ``int(True)``), which
+    are their positions in the sorted ``classes_``; the label ``1`` must read back as ``True``.
+    """
+    import onnx as onnx_lib
+
+    if classes is None:
+        return False
+    graph_labels = onnx_graph.class_labels(onnx_lib.load_from_string(onnx))
+    if graph_labels is None or [str(c) for c in graph_labels] == [str(c) for c in classes]:
+        return False
+    return graph_labels == list(range(len(classes)))
 
 
 def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtifact:
@@ -157,6 +174,8 @@ def _import_booster(booster: Any, name: str, sample: pd.DataFrame) -> ModelArtif
     except Exception as exc:  # onnxmltools raises plain errors for unsupported boosters
         raise ExportError(f"The LightGBM booster cannot be converted to ONNX: {exc}.") from exc
     align_lightgbm(proto, booster)
+    if classifier:
+        labels_from_probabilities(proto)
     classes = list(range(booster.num_model_per_iteration() if objective != "binary" else 2))
     describe_graph(proto, columns, classes if classifier else None)
     names = [o.name for o in proto.graph.output]
@@ -188,6 +207,7 @@ def _checked_artifact(
     classes: list[Any] | None,
     expected: np.ndarray,
     expected_proba: np.ndarray | None,
+    label_is_index: bool = False,
 ) -> ModelArtifact:
     """The artifact of a converted model, once its ONNX predictions match ``expected``."""
     if layout == "columns":
@@ -205,6 +225,7 @@ def _checked_artifact(
         matrix_input=converted.input_names[0] if layout == "matrix" else None,
         outputs=converted.outputs,
         class_labels=classes,
+        label_is_index=label_is_index,
         source={"kind": "import", "format": what},
     )
     onnx = Predictor(artifact).predict(rows)

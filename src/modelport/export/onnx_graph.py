@@ -8,7 +8,8 @@ from typing import Any
 from ..artifact import ColumnSpec, Task
 from ..errors import InvalidInput
 
-CLASS_LABEL_ATTRIBUTES = ("classlabels_int64s", "classlabels_strings")
+CLASS_LABEL_ATTRIBUTES = ("classlabels_int64s", "classlabels_ints", "classlabels_strings")
+"""Where ai.onnx.ml operators list class labels (LinearClassifier and SVMClassifier in _ints)."""
 
 
 @dataclass
@@ -37,7 +38,7 @@ def describe(data: bytes, sample_columns: list[str] | None) -> GraphInfo:
             f"The file is not a valid ONNX model: {exc}. Export it again from its framework "
             "(e.g. skl2onnx, torch.onnx.export)."
         ) from exc
-    labels = _class_labels(model)
+    labels = class_labels(model)
     _strip_zipmap(model, labels)
     columns, layout, matrix_input = _inputs(model, sample_columns)
     task, outputs = _outputs(model)
@@ -52,7 +53,8 @@ def describe(data: bytes, sample_columns: list[str] | None) -> GraphInfo:
     )
 
 
-def _class_labels(model: Any) -> list[Any] | None:
+def class_labels(model: Any) -> list[Any] | None:
+    """The class labels the graph's classifier outputs (an ONNX ModelProto), or None."""
     from onnx import helper
 
     for node in model.graph.node:
