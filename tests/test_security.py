@@ -431,6 +431,24 @@ def test_stripping_the_encryption_flag_breaks_the_signature(lin_server):
     assert (cache / "lin" / "v1.zip").read_bytes().startswith(b"MPENC1")
 
 
+def test_turning_encryption_on_reaches_devices_that_hold_the_version(lin_server):
+    server, store, cache = lin_server
+    network = Replayer(server.url)
+    model = Client(server.url, cache_dir=cache, transport=network).model(
+        "lin", mode="local_only", update="local"
+    )
+    assert model.sync() == 1  # recorded: the download in clear
+    assert not (cache / "lin" / "v1.zip").read_bytes().startswith(b"MPENC1")
+    store.set_encryption("lin", True)  # a new release: same version, now sealed on devices
+    network.replay = True
+    with pytest.raises(IntegrityError, match="replayed"):  # the clear copy cannot come back
+        model.sync()
+    network.replay = False
+    assert model.sync() == 1
+    assert (cache / "lin" / "v1.zip").read_bytes().startswith(b"MPENC1")
+    assert model.predict([{"a": 2, "b": 1}]).predictions == [3.0]
+
+
 # -- model keys at rest ---------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._fs import atomic_write
 from ..artifact import Manifest, ModelArtifact
-from ..encryption import is_sealed, open_sealed, seal
+from ..encryption import MAGIC, is_sealed, open_sealed, seal
 from ..errors import IntegrityError, InvalidInput, ModelNotFound, ModelportError
 
 if TYPE_CHECKING:
@@ -82,6 +82,14 @@ class ModelCache:
         except InvalidInput as exc:
             raise IntegrityError(f"The cached file {path} is damaged: {exc.message}") from exc
 
+    def is_sealed(self, version: int | None) -> bool:
+        """Whether the cached file of ``version`` is encrypted at rest."""
+        try:
+            with (self.dir / f"v{version}.zip").open("rb") as handle:
+                return is_sealed(handle.read(len(MAGIC)))
+        except OSError:
+            return False
+
     def install(
         self,
         data: bytes,
@@ -120,10 +128,12 @@ class ModelCache:
             )
         return key
 
-    def remember_etag(self, etag: str | None) -> None:
+    def remember(self, etag: str | None, release: int) -> None:
+        """The server's ETag and signed release of the version already held."""
         with self._lock:
             state = self.state()
             state.etag = etag
+            state.release = max(release, state.release or 0)
             self._save(state)
 
     def rollback(self) -> int:

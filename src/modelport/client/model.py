@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..artifact import ModelArtifact
+from ..artifact import Manifest, ModelArtifact
 from ..errors import IntegrityError, InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor
 from ..runtime.tabular import to_columns
@@ -205,37 +205,24 @@ class Model:
         etag = state.etag if self._predictor else None
         response = self.remote.manifest(self.ref, etag, self.variant)
         current = self._predictor.manifest if self._predictor else None
-        if response.status_code == 304 or (
+        if response.status_code == 304:
+            return self._up_to_date(current)
+        listed = Manifest.from_dict(response.json())
+        offered = self._verified(listed, response.headers, state.release)
+        if (
             current is not None
-            and response.json().get("sha256") == current.sha256
-            and response.json().get("version") == current.version
+            and (listed.sha256, listed.version) == (current.sha256, current.version)
+            and (offered.encryption is not None) == self.cache.is_sealed(current.version)
         ):
-            self.stale = False
-            if response.status_code != 304:
-                self.cache.remember_etag(response.headers.get("etag"))
-            self._emit(SyncEvent("up_to_date", current.version if current else None))
-            return current.version if current else None
+            self.cache.remember(response.headers.get("etag"), offered.release)
+            return self._up_to_date(current)
         data, headers = self.remote.download(
             self.ref,
             lambda done, total: self._emit(SyncEvent("downloading", None, done, total)),
             self.variant,
         )
         downloaded = ModelArtifact.from_bytes(data, origin=f"the download of '{self.ref}'")
-        got, delivery = downloaded.manifest, _delivery(headers)
-        if got.name != self.cache.name:
-            raise IntegrityError(
-                f"Asked for {self.ref} but received {got.name}:{got.version}; the download is "
-                "rejected."
-            )
-        if self.trust is not None:
-            self.trust.check(got, delivery, headers.get(SIGNATURE_HEADER))
-        if state.release is not None and delivery.release < state.release:
-            raise IntegrityError(
-                f"The server sent {got.name}:{got.version} as release {delivery.release}, older "
-                f"than release {state.release} this device installed before: an old answer "
-                "replayed. It is rejected and the current version keeps serving (rollback() "
-                "goes back on purpose)."
-            )
+        delivery = self._verified(downloaded.manifest, headers, offered.release)
         loaded = Predictor(downloaded)  # a graph this device cannot load never becomes current
         encrypt = delivery.encryption is not None
         if encrypt and self.cache.keys is not None and self.cache.keys.get(self.cache.name) is None:
@@ -247,6 +234,32 @@ class Model:
         self.stale = False
         self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))
         return manifest.version
+
+    def _up_to_date(self, current: Manifest | None) -> int | None:
+        self.stale = False
+        self._emit(SyncEvent("up_to_date", current.version if current else None))
+        return current.version if current else None
+
+    def _verified(self, manifest: Manifest, headers: Any, newest: int | None) -> Delivery:
+        """How ``headers`` say ``manifest`` was delivered, once checked: this model, signed by the
+        pinned key together with the delivery, and no older than release ``newest`` (an older
+        release is an old answer replayed)."""
+        delivery = _delivery(headers)
+        if manifest.name != self.cache.name:
+            raise IntegrityError(
+                f"Asked for {self.ref} but received {manifest.name}:{manifest.version}; the "
+                "answer is rejected."
+            )
+        if self.trust is not None:
+            self.trust.check(manifest, delivery, headers.get(SIGNATURE_HEADER))
+        if newest is not None and delivery.release < newest:
+            raise IntegrityError(
+                f"The server sent {manifest.name}:{manifest.version} as release "
+                f"{delivery.release}, older than release {newest} this device has seen: an old "
+                "answer replayed. It is rejected and the current version keeps serving "
+                "(rollback() goes back on purpose)."
+            )
+        return delivery
 
     def rollback(self) -> int:
         """Go back to the previously cached version; returns it."""

@@ -214,10 +214,14 @@ class Store:
         return MasterKey.from_settings(self.settings)
 
     def set_encryption(self, name: str, enabled: bool) -> bytes | None:
-        """Turn encryption at rest on devices on (creating the model's key) or off."""
+        """Turn encryption at rest on devices on (creating the model's key) or off.
+
+        A change is a new release (the generation grows), so devices re-fetch the model sealed,
+        and an older, unsealed download can no longer be replayed to them.
+        """
         from ..encryption import new_key
 
-        with self._session() as session:
+        with self._change() as session:
             self._versions(session, name)  # the model must exist
             row = session.get(ModelKeyRow, name)
             if not enabled:

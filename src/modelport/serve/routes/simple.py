@@ -82,14 +82,11 @@ async def list_models(ctx: ServerContext, request: Request, call: Call) -> Respo
 @endpoint("manifest", "predict", _ref)
 async def manifest(ctx: ServerContext, request: Request, call: Call) -> Response:
     """The manifest devices sync against; ``?variant=int8|fp32`` (default: the device default)."""
-    found, release = await asyncio.to_thread(ctx.store.release, str(call.ref))
-    found = found.for_variant(request.query_params.get("variant") or found.device_variant())
-    etag = f'"{found.sha256}-{found.version}"'
+    found, delivery = await _delivered(ctx, request, str(call.ref))
+    etag = _etag(found, delivery)
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
-    return json_response(
-        found.to_dict(), headers={"ETag": etag, **await _signed(ctx, found, release)}
-    )
+    return json_response(found.to_dict(), headers={"ETag": etag, **_signed(ctx, found, delivery)})
 
 
 @endpoint("artifact", "predict", _ref)
@@ -102,9 +99,8 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
             f"graph), not '{fmt}'."
         )
     plain_onnx = fmt == "onnx"
-    found, release = await asyncio.to_thread(ctx.store.release, str(call.ref))
-    found = found.for_variant(request.query_params.get("variant") or found.device_variant())
-    etag = f'"{found.sha256}-{found.version}{"-onnx" if plain_onnx else ""}"'
+    found, delivery = await _delivered(ctx, request, str(call.ref))
+    etag = _etag(found, delivery, "-onnx" if plain_onnx else "")
     if _matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     stored = await asyncio.to_thread(ctx.store.get, f"{found.name}:{found.version}")
@@ -121,19 +117,35 @@ async def artifact(ctx: ServerContext, request: Request, call: Call) -> Response
             "ETag": etag,
             "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Model-Version": str(found.version),
-            **await _signed(ctx, found, release),
+            **_signed(ctx, found, delivery),
         },
     )
 
 
-async def _signed(ctx: ServerContext, found: Manifest, release: int) -> dict[str, str]:
+async def _delivered(ctx: ServerContext, request: Request, ref: str) -> tuple[Manifest, Delivery]:
+    """The manifest of the variant asked for (default: the device default), and how it is
+    delivered: the store's release number when it was read, and the encryption devices keep."""
+    found, release = await asyncio.to_thread(ctx.store.release, ref)
+    found = found.for_variant(request.query_params.get("variant") or found.device_variant())
+    encrypted = await asyncio.to_thread(ctx.store.encryption_key, found.name) is not None
+    return found, Delivery(release, ALGORITHM if encrypted else None)
+
+
+def _etag(found: Manifest, delivery: Delivery, suffix: str = "") -> str:
+    """Changes with the graph, the version and encryption (turning it on re-sends the model)."""
+    encrypted = "-sealed" if delivery.encryption else ""
+    return f'"{found.sha256}-{found.version}{encrypted}{suffix}"'
+
+
+def _signed(ctx: ServerContext, found: Manifest, delivery: Delivery) -> dict[str, str]:
     """The signature headers: what is signed binds the manifest, the release number (so an old
     answer cannot be replayed as current) and whether devices must keep the model encrypted."""
-    encrypted = await asyncio.to_thread(ctx.store.encryption_key, found.name) is not None
-    delivery = Delivery(release, ALGORITHM if encrypted else None)
-    headers = {SIGNATURE_HEADER: ctx.signing.sign(found, delivery), RELEASE_HEADER: str(release)}
-    if encrypted:
-        headers[ENCRYPTION_HEADER] = ALGORITHM
+    headers = {
+        SIGNATURE_HEADER: ctx.signing.sign(found, delivery),
+        RELEASE_HEADER: str(delivery.release),
+    }
+    if delivery.encryption:
+        headers[ENCRYPTION_HEADER] = delivery.encryption
     return headers
 
 
