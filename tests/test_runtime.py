@@ -7,18 +7,13 @@ import pytest
 from modelport.errors import SchemaMismatch
 from modelport.runtime import Predictor
 from modelport.runtime.tabular import to_columns, unseen_categories
-from modelport.train import TabularAutoML
 
-from .datasets import mixed_classification
+from .conftest import trained_churn
 
 
 @pytest.fixture(scope="module")
 def predictor():
-    frame = mixed_classification(400)
-    trainer = TabularAutoML(time_budget=2, estimators=("lgbm",)).fit(
-        frame.drop(columns="churn"), frame["churn"]
-    )
-    return Predictor(trainer.to_artifact("churn"))
+    return Predictor(trained_churn())
 
 
 ROW = {"age": 40, "monthly fee": 80.0, "plan": "basic", "region": "north"}
