@@ -11,7 +11,7 @@ import tritonclient.http as triton
 
 from .artifacts import linear_artifact
 from .conftest import Server
-from .serving import churn_store
+from .serving import churn_store, wait_until
 
 LIN = {"rows": [{"a": 2.0, "b": 1.0}]}
 
@@ -20,28 +20,21 @@ LIN = {"rows": [{"a": 2.0, "b": 1.0}]}
 def keyed(tmp_path_factory):
     """A server whose store has keys: an admin, a predict key for 'lin' only, a 2/s key."""
     import os
-    import subprocess
 
-    from .conftest import MODELPORT
+    from modelport.serve.keys import KeyStore
 
     home = tmp_path_factory.mktemp("keys") / "home"
-    churn_store(home)
+    store = churn_store(home)
     env = {**os.environ, "MODELPORT_HOME": str(home)}
 
-    def key(*args):
-        out = subprocess.run(
-            [str(MODELPORT), "keys", "create", *args, "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return json.loads(out)
+    def key(name, **options):  # what `modelport keys create --json` prints (docs test the CLI)
+        info, secret = KeyStore(store.engine).create(name, **options)
+        return {"id": info.id, "name": info.name, "scope": info.scope, "key": secret}
 
     keys = {
-        "admin": key("ops", "--scope", "admin"),
-        "lin": key("app", "--models", "lin"),
-        "slow": key("trial", "--rate", "2/s"),
+        "admin": key("ops", scope="admin"),
+        "lin": key("app", models=["lin"]),
+        "slow": key("trial", rate=2.0),
         "doomed": key("leaked"),
     }
     server = Server(home)
@@ -95,21 +88,25 @@ def test_tritonclient_sends_the_key_as_a_header(keyed):
 
 def test_rate_limit_answers_429_with_retry_after(keyed):
     server, keys, _ = keyed
-    statuses = []
-    for _ in range(6):
-        response = httpx.post(
-            f"{server.url}/api/v1/models/lin/predict", json=LIN, headers=_auth(keys["slow"])
-        )
-        statuses.append(response.status_code)
-        if response.status_code == 429:
-            assert int(response.headers["retry-after"]) >= 1
-            assert "limited to 2 requests per second" in response.json()["error"]
-    assert statuses[:2] == [200, 200] and 429 in statuses
-    time.sleep(1.1)
-    again = httpx.post(
-        f"{server.url}/api/v1/models/lin/predict", json=LIN, headers=_auth(keys["slow"])
-    )
-    assert again.status_code == 200
+    url, headers = f"{server.url}/api/v1/models/lin/predict", _auth(keys["slow"])
+    first = [httpx.post(url, json=LIN, headers=headers).status_code for _ in range(2)]
+    assert first == [200, 200]  # a full bucket holds two requests, however slow they were
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=60) as http:
+            return await asyncio.gather(
+                *(http.post(url, json=LIN, headers=headers) for _ in range(20))
+            )
+
+    # 20 requests at once: all of them pass only if the server took 9 s to see them (2/s)
+    responses = asyncio.run(burst())
+    statuses = {r.status_code for r in responses}
+    assert 429 in statuses and statuses <= {200, 429}, statuses
+    for response in (r for r in responses if r.status_code == 429):
+        assert int(response.headers["retry-after"]) >= 1
+        assert "limited to 2 requests per second" in response.json()["error"]
+    time.sleep(1.1)  # a refused request takes no token: a second refills 2 of them
+    assert httpx.post(url, json=LIN, headers=headers).status_code == 200
 
 
 def test_revoked_key_is_refused_within_a_poll(keyed):
@@ -121,9 +118,9 @@ def test_revoked_key_is_refused_within_a_poll(keyed):
     url = f"{server.url}/api/v1/models/lin/predict"
     assert httpx.post(url, json=LIN, headers=_auth(keys["doomed"])).status_code == 200
     subprocess.run([str(MODELPORT), "keys", "revoke", keys["doomed"]["id"]], env=env, check=True)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while httpx.post(url, json=LIN, headers=_auth(keys["doomed"])).status_code != 401:
-        assert time.monotonic() < deadline, "revoked key still accepted after 5 s"
+        assert time.monotonic() < deadline, "revoked key still accepted after 30 s"
         time.sleep(0.1)
     listed = subprocess.run(
         [str(MODELPORT), "keys", "list", "--json"],
@@ -203,7 +200,7 @@ def test_hot_swap_under_load_drops_nothing(swappable):
 
     thread = threading.Thread(target=client)
     thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: answers, "no answer from the server")
     store.register(linear_artifact("lin", scale=5.0), name="lin")
     assert set(answers) == {1}  # a new version alone does not move production
     import os
@@ -217,11 +214,9 @@ def test_hot_swap_under_load_drops_nothing(swappable):
         capture_output=True,
         env={**os.environ, "MODELPORT_HOME": str(store.settings.home)},
     )
-    deadline = time.monotonic() + 10
-    while not answers or answers[-1] != 2:
-        assert time.monotonic() < deadline, "the server did not switch to version 2"
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_until(lambda: answers and answers[-1] == 2, "the server did not switch to version 2")
+    switched = len(answers)
+    wait_until(lambda: len(answers) >= switched + 10, "no answers after the switch")
     stop.set()
     thread.join()
     assert failures == []
@@ -244,12 +239,12 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(swappable):
         **{k: getattr(good.manifest, k) for k in ("name", "task", "inputs", "outputs")},
     )
     store.register(broken, name="lin", aliases=("production",))
-    time.sleep(1.0)
+    failed_once = 'modelport_model_load_failures_total{model="lin"} 1.0'
+    wait_until(lambda: failed_once in httpx.get(f"{server.url}/metrics").text, "no load failure")
     for _ in range(5):
         response = httpx.post(url, json=LIN)
         assert response.status_code == 200 and response.json()["version"] == 1
-    metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'modelport_model_load_failures_total{model="lin"} 1.0' in metrics
+    assert failed_once in httpx.get(f"{server.url}/metrics").text  # not retried per request
     direct = httpx.post(f"{server.url}/api/v1/models/lin:2/predict", json=LIN)
     assert direct.status_code == 503 and "cannot be loaded" in direct.json()["error"]
 
@@ -310,13 +305,16 @@ def test_eager_loading_and_unloading_idle_models(tmp_path):
         store.register(linear_artifact(name), name=name)
     server = Server(home, "--load", "eager", MODELPORT_UNLOAD_AFTER="0.5")
     try:
-        assert _loaded(server) == 2  # loaded before the server said it was ready
-        deadline = time.monotonic() + 10
-        while _loaded(server) > 0:
-            assert time.monotonic() < deadline, "idle models were not unloaded"
-            time.sleep(0.2)
+        # the log, not the gauge: on a slow machine the idle models may be gone by the time
+        # a /metrics request is answered
+        log = server.log.read_text()
+        ready = log.index("Application startup complete")
+        assert all(0 <= log.find(f"serve loaded model {n}:1") < ready for n in "ab"), log
+        wait_until(lambda: _loaded(server) == 0, "idle models were not unloaded")
         response = httpx.post(f"{server.url}/api/v1/models/a/predict", json=LIN)
-        assert response.status_code == 200 and _loaded(server) == 1  # loaded again on demand
+        assert response.status_code == 200 and response.json()["predictions"] == [3.0]
+        log = server.log.read_text()  # loaded again on demand, and only 'a'
+        assert (log.count("serve loaded model a:1"), log.count("serve loaded model b:1")) == (2, 1)
     finally:
         server.stop()
 
@@ -330,12 +328,17 @@ def test_revoking_the_last_key_does_not_open_the_server(tmp_path):
     store = Store(Settings(home=home))
     store.register(linear_artifact("lin"), name="lin")
     keys = KeyStore(store.engine)
-    info, _ = keys.create("only")
+    info, secret = keys.create("only")
     server = Server(home)
     try:
+        url, auth = f"{server.url}/api/v1/models/lin/predict", {"Authorization": f"Bearer {secret}"}
+        assert httpx.post(url, json=LIN, headers=auth).status_code == 200
         keys.revoke(info.id)
-        time.sleep(0.6)  # a few polls
-        response = httpx.post(f"{server.url}/api/v1/models/lin/predict", json=LIN)
-        assert response.status_code == 401
+        # once the server refuses the key it has re-read the key table
+        wait_until(
+            lambda: httpx.post(url, json=LIN, headers=auth).status_code == 401, "the key works"
+        )
+        response = httpx.post(url, json=LIN)
+        assert response.status_code == 401 and "needs an API key" in response.json()["error"]
     finally:
         server.stop()
