@@ -1,5 +1,6 @@
 """The device SDK against a real server: modes, fallback, updates, verification, rollback."""
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -14,16 +15,41 @@ from modelport.errors import IntegrityError, InvalidInput, SchemaMismatch
 
 from .artifacts import linear_artifact
 from .conftest import Server
-from .serving import ROWS, churn_store
+from .serving import ROWS, churn_server, churn_store, wait_until
 
 
 @pytest.fixture
 def setup(tmp_path):
-    home = tmp_path / "home"
-    store = churn_store(home)
-    server = Server(home)
-    yield server, store, tmp_path / "cache"
-    server.stop()
+    """A server of this test's own: the test may change its store or stop it."""
+    with churn_server(tmp_path / "home") as (server, store):
+        yield server, store, tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    with churn_server(tmp_path_factory.mktemp("shared") / "home") as served:
+        yield served
+
+
+@pytest.fixture
+def shared(shared_server, tmp_path):
+    """A server shared by this module's tests: they keep it running and leave 'churn' and 'lin'
+    as they are (a test that changes a model uses its own, `lin` below); the device cache is the
+    test's own."""
+    server, store = shared_server
+    return server, store, tmp_path / "cache"
+
+
+_models = itertools.count(1)
+
+
+@pytest.fixture
+def lin(shared_server):
+    """A model of this test's own on the shared server, to add versions to or encrypt: like
+    'lin', version 1 is a*1+b."""
+    name = f"lin-{next(_models)}"
+    shared_server[1].register(linear_artifact(name, scale=1.0), name=name)
+    return name
 
 
 def test_the_client_package_is_light():
@@ -36,8 +62,8 @@ def test_the_client_package_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_local_and_remote_agree_and_say_who_answered(setup):
-    server, _, cache = setup
+def test_local_and_remote_agree_and_say_who_answered(shared):
+    server, _, cache = shared
     with Client(server.url, cache_dir=cache) as client:
         local = client.model("churn", mode="prefer_local", update="latest").predict(ROWS)
         remote = client.model("churn", mode="remote_only").predict(ROWS)
@@ -50,7 +76,7 @@ def test_local_and_remote_agree_and_say_who_answered(setup):
 
 def test_server_down_local_keeps_answering_and_remote_falls_back(setup):
     server, _, cache = setup
-    client = Client(server.url, cache_dir=cache, timeout=1)
+    client = Client(server.url, cache_dir=cache, timeout=30)  # a stopped server refuses at once
     model = client.model("churn", mode="prefer_remote", update="latest")
     assert model.predict(ROWS).served_by == "remote"
     server.stop()
@@ -64,8 +90,8 @@ def test_server_down_local_keeps_answering_and_remote_falls_back(setup):
         remote_only.predict(ROWS)
 
 
-def test_input_errors_are_raised_not_hidden_by_fallback(setup):
-    server, _, cache = setup
+def test_input_errors_are_raised_not_hidden_by_fallback(shared):
+    server, _, cache = shared
     model = Client(server.url, cache_dir=cache).model(
         "churn", mode="prefer_remote", update="latest"
     )
@@ -73,15 +99,15 @@ def test_input_errors_are_raised_not_hidden_by_fallback(setup):
         model.predict([{"age": 30}])
 
 
-def test_new_versions_arrive_by_sync_and_rollback_goes_back(setup):
-    server, store, cache = setup
+def test_new_versions_arrive_by_sync_and_rollback_goes_back(shared, lin):
+    server, store, cache = shared
     events = []
     model = Client(server.url, cache_dir=cache).model(
-        "lin", mode="local_only", update="latest", on_sync=events.append
+        lin, mode="local_only", update="latest", on_sync=events.append
     )
     assert model.predict([{"a": 2, "b": 1}]).predictions == [3.0]
     assert model.sync() == 1 and events[-1].state == "up_to_date"  # answered by a 304
-    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    store.register(linear_artifact(lin, scale=10.0), name=lin)
     assert model.sync() == 2 and events[-1].state == "installed"
     assert any(e.state == "downloading" and e.done_bytes > 0 for e in events)
     assert model.predict([{"a": 2, "b": 1}]).predictions == [21.0]
@@ -131,12 +157,12 @@ def _swap_graph(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     "change", [_swap_graph, lambda data: data[: len(data) // 2]], ids=["tampered", "truncated"]
 )
-def test_a_bad_download_is_rejected_and_the_old_version_keeps_serving(setup, change):
-    server, store, cache = setup
-    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
-    store.register(linear_artifact("lin", scale=10.0), name="lin")
+def test_a_bad_download_is_rejected_and_the_old_version_keeps_serving(shared, lin, change):
+    server, store, cache = shared
+    Client(server.url, cache_dir=cache).model(lin, update="latest").predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact(lin, scale=10.0), name=lin)
     client = Client(server.url, cache_dir=cache, transport=_tampering_transport(server.url, change))
-    model = client.model("lin", mode="local_only", update="local")
+    model = client.model(lin, mode="local_only", update="local")
     with pytest.raises((IntegrityError, InvalidInput)) as error:
         model.sync()
     assert "corrupted" in str(error.value) or "not a modelport artifact" in str(error.value)
@@ -144,20 +170,20 @@ def test_a_bad_download_is_rejected_and_the_old_version_keeps_serving(setup, cha
     assert model.versions()["cached"] == [1]
 
 
-def test_a_damaged_cache_file_falls_back_to_the_previous_version(setup):
-    server, store, cache = setup
-    model = Client(server.url, cache_dir=cache).model("lin", update="latest")
+def test_a_damaged_cache_file_falls_back_to_the_previous_version(shared, lin):
+    server, store, cache = shared
+    model = Client(server.url, cache_dir=cache).model(lin, update="latest")
     model.predict([{"a": 1, "b": 1}])
-    store.register(linear_artifact("lin", scale=10.0), name="lin")
+    store.register(linear_artifact(lin, scale=10.0), name=lin)
     model.sync()
-    current = cache / "lin" / "v2.zip"
+    current = cache / lin / "v2.zip"
     current.write_bytes(current.read_bytes()[:-40])
-    fresh = Client(None, cache_dir=cache).model("lin", mode="local_only")
+    fresh = Client(None, cache_dir=cache).model(lin, mode="local_only")
     assert fresh.predict([{"a": 1, "b": 1}]).version == 1
 
 
-def test_unwritable_cache_is_a_clear_error(setup, tmp_path):
-    server, _, _ = setup
+def test_unwritable_cache_is_a_clear_error(shared, tmp_path):
+    server, _, _ = shared
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     model = Client(server.url, cache_dir=blocker).model("lin", mode="local_only", update="local")
@@ -165,11 +191,11 @@ def test_unwritable_cache_is_a_clear_error(setup, tmp_path):
         model.predict([{"a": 1, "b": 1}])
 
 
-def test_predictions_keep_working_while_a_sync_swaps_versions(setup):
-    server, store, cache = setup
-    model = Client(server.url, cache_dir=cache).model("lin", mode="local_only", update="latest")
+def test_predictions_keep_working_while_a_sync_swaps_versions(shared, lin):
+    server, store, cache = shared
+    model = Client(server.url, cache_dir=cache).model(lin, mode="local_only", update="latest")
     model.predict([{"a": 1, "b": 1}])
-    store.register(linear_artifact("lin", scale=3.0, padding=2_000_000), name="lin")
+    store.register(linear_artifact(lin, scale=3.0, padding=2_000_000), name=lin)
     answers, errors, stop = [], [], threading.Event()
 
     def predict_loop():
@@ -182,8 +208,9 @@ def test_predictions_keep_working_while_a_sync_swaps_versions(setup):
     threads = [threading.Thread(target=predict_loop) for _ in range(4)]
     for thread in threads:
         thread.start()
+    wait_until(lambda: 2.0 in answers or errors, "no prediction from version 1")
     assert model.sync() == 2
-    time.sleep(0.2)
+    wait_until(lambda: 4.0 in answers or errors, "no prediction from version 2")
     stop.set()
     for thread in threads:
         thread.join()
@@ -191,9 +218,10 @@ def test_predictions_keep_working_while_a_sync_swaps_versions(setup):
     assert model.predict([{"a": 1, "b": 1}]).predictions == [4.0]
 
 
-def test_signatures_pin_the_servers_key(setup, modelport):
-    server, store, cache = setup
+def test_signatures_pin_the_servers_key(shared, modelport, monkeypatch):
+    server, store, cache = shared
     public = httpx.get(f"{server.url}/api/v1/signing-key").json()["public_key"]
+    monkeypatch.setenv("MODELPORT_HOME", str(store.settings.home))  # the server's store
     assert modelport("keys", "signing").stdout.strip() == public
     model = Client(server.url, cache_dir=cache).model("lin", update="latest")
     model.predict([{"a": 1, "b": 1}])
@@ -206,11 +234,11 @@ def test_signatures_pin_the_servers_key(setup, modelport):
     assert not (cache / "other" / "lin" / "v1.zip").exists()
 
 
-def test_a_forged_signature_is_rejected(setup):
-    server, store, cache = setup
-    model = Client(server.url, cache_dir=cache).model("lin", update="latest")
+def test_a_forged_signature_is_rejected(shared, lin):
+    server, store, cache = shared
+    model = Client(server.url, cache_dir=cache).model(lin, update="latest")
     model.predict([{"a": 1, "b": 1}])
-    store.register(linear_artifact("lin", scale=7.0), name="lin")
+    store.register(linear_artifact(lin, scale=7.0), name=lin)
     upstream = httpx.Client(base_url=server.url)
 
     def forge(request):
@@ -222,14 +250,14 @@ def test_a_forged_signature_is_rejected(setup):
         return httpx.Response(response.status_code, headers=headers, content=response.content)
 
     forged = Client(server.url, cache_dir=cache, transport=httpx.MockTransport(forge))
-    victim = forged.model("lin", mode="local_only", update="local")
+    victim = forged.model(lin, mode="local_only", update="local")
     with pytest.raises(IntegrityError, match="signature"):
         victim.sync()
     assert victim.predict([{"a": 1, "b": 1}]).version == 1
 
 
-def test_pull_packages_a_verified_model_for_an_app(setup, modelport, tmp_path):
-    server, _, _ = setup
+def test_pull_packages_a_verified_model_for_an_app(shared, modelport, tmp_path):
+    server, _, _ = shared
     target = tmp_path / "app-assets"
     out = modelport("pull", "churn", "--server", server.url, "--to", target).stdout
     assert "version 1 verified" in out
@@ -238,34 +266,37 @@ def test_pull_packages_a_verified_model_for_an_app(setup, modelport, tmp_path):
     assert offline.predict(ROWS).served_by == "local"
 
 
-def test_encrypted_at_rest_and_decrypted_only_in_memory(setup, modelport, tmp_path):
+def test_encrypted_at_rest_and_decrypted_only_in_memory(
+    shared, lin, modelport, tmp_path, monkeypatch
+):
     import shutil
     import stat
 
     from modelport.errors import ModelNotFound
 
-    server, store, cache = setup
-    modelport("models", "encrypt", "lin")
-    model = Client(server.url, cache_dir=cache).model("lin", mode="local_only", update="latest")
+    server, store, cache = shared
+    monkeypatch.setenv("MODELPORT_HOME", str(store.settings.home))  # the server's store
+    modelport("models", "encrypt", lin)
+    model = Client(server.url, cache_dir=cache).model(lin, mode="local_only", update="latest")
     assert model.predict([{"a": 2, "b": 1}]).predictions == [3.0]
-    on_disk = (cache / "lin" / "v1.zip").read_bytes()
-    clear = store.get("lin").onnx
+    on_disk = (cache / lin / "v1.zip").read_bytes()
+    clear = store.get(lin).onnx
     assert on_disk.startswith(b"MPENC1") and clear[:64] not in on_disk
-    key_file = cache / "keys" / "lin.key"
+    key_file = cache / "keys" / f"{lin}.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert Client(None, cache_dir=cache).model("lin", mode="local_only").predict(
+    assert Client(None, cache_dir=cache).model(lin, mode="local_only").predict(
         [{"a": 2, "b": 1}]
     ).predictions == [3.0]  # offline, with the stored key
 
     other_device = tmp_path / "copied-cache"
-    shutil.copytree(cache / "lin", other_device / "lin")  # the file without its key
+    shutil.copytree(cache / lin, other_device / lin)  # the file without its key
     with pytest.raises(ModelNotFound, match="key was never fetched on this device"):
-        Client(None, cache_dir=other_device).model("lin", mode="local_only").predict(
+        Client(None, cache_dir=other_device).model(lin, mode="local_only").predict(
             [{"a": 2, "b": 1}]
         )
 
 
-def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(setup, tmp_path):
+def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(shared, tmp_path):
     import joblib
     from sklearn.datasets import load_breast_cancer
     from sklearn.neural_network import MLPClassifier
@@ -274,7 +305,7 @@ def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(setup, tmp_
 
     from modelport.export.importers import import_file
 
-    server, store, cache = setup
+    server, store, cache = shared
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     mlp = make_pipeline(StandardScaler(), MLPClassifier((128, 128), max_iter=200, random_state=0))
     joblib.dump(mlp.fit(X, y), tmp_path / "mlp.joblib")
@@ -297,8 +328,8 @@ def test_devices_get_the_int8_variant_when_it_is_smaller_and_as_good(setup, tmp_
     assert fp32._predictor.manifest.variant == "fp32" and agree >= 0.98
 
 
-def test_an_unresolvable_server_falls_back_to_the_cached_copy(setup):
-    server, _, cache = setup
+def test_an_unresolvable_server_falls_back_to_the_cached_copy(shared):
+    server, _, cache = shared
     Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
     lost = Client("http://modelport-test.invalid:9", cache_dir=cache, timeout=2)
     result = lost.model("lin", mode="prefer_remote", update="local").predict([{"a": 1, "b": 1}])
@@ -306,13 +337,13 @@ def test_an_unresolvable_server_falls_back_to_the_cached_copy(setup):
 
 
 @pytest.mark.parametrize("fault", ["delay", "drop"])
-def test_a_slow_or_dropping_server_falls_back_to_the_cached_copy(setup, fault):
+def test_a_slow_or_dropping_server_falls_back_to_the_cached_copy(shared, fault):
     from .proxy import FlakyProxy
 
-    server, _, cache = setup
-    proxy = FlakyProxy(server.port)
+    server, _, cache = shared
+    proxy = FlakyProxy(server.port, delay=30)
     try:
-        model = Client(proxy.url, cache_dir=cache, timeout=0.5).model(
+        model = Client(proxy.url, cache_dir=cache, timeout=5).model(
             "lin", mode="prefer_remote", update="latest"
         )
         assert model.predict([{"a": 1, "b": 1}]).served_by == "remote"
@@ -320,23 +351,23 @@ def test_a_slow_or_dropping_server_falls_back_to_the_cached_copy(setup, fault):
         started = time.monotonic()
         result = model.predict([{"a": 1, "b": 1}])
         assert (result.served_by, result.predictions) == ("local", [2.0])
-        assert time.monotonic() - started < 2.0  # the timeout, not the server, decided
+        assert time.monotonic() - started < 15  # the timeout (5 s), not the server (30 s), decided
         proxy.mode = "pass"
         assert model.predict([{"a": 1, "b": 1}]).served_by == "remote"
     finally:
         proxy.close()
 
 
-def test_background_updates_arrive_without_a_restart(setup):
-    server, store, cache = setup
-    Client(server.url, cache_dir=cache).model("lin", update="latest").predict([{"a": 1, "b": 1}])
-    store.register(linear_artifact("lin", scale=10.0), name="lin")
+def test_background_updates_arrive_without_a_restart(shared, lin):
+    server, store, cache = shared
+    Client(server.url, cache_dir=cache).model(lin, update="latest").predict([{"a": 1, "b": 1}])
+    store.register(linear_artifact(lin, scale=10.0), name=lin)
     events = []
     model = Client(server.url, cache_dir=cache).model(
-        "lin", mode="local_only", update="background", on_sync=events.append
+        lin, mode="local_only", update="background", on_sync=events.append
     )
     first = model.predict([{"a": 1, "b": 1}])  # answers at once from the cached copy
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not any(e.state == "installed" for e in events):
         assert time.monotonic() < deadline, f"no background install: {events}"
         time.sleep(0.05)
@@ -358,7 +389,7 @@ def test_a_revoked_key_stops_updates_but_not_the_cached_model(tmp_path):
         )
         assert model.predict([{"a": 1, "b": 1}]).served_by == "local"
         keys.revoke(info.id)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while True:
             try:
                 model.sync()
@@ -372,12 +403,12 @@ def test_a_revoked_key_stops_updates_but_not_the_cached_model(tmp_path):
         server.stop()
 
 
-def test_a_relabelled_manifest_fails_the_signature(setup):
+def test_a_relabelled_manifest_fails_the_signature(shared):
     import io
     import json
     import zipfile
 
-    server, store, cache = setup
+    server, store, cache = shared
 
     def relabel(data: bytes) -> bytes:
         source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
