@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -14,8 +12,6 @@ from typing import Any
 import httpx
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
-
-from .conftest import MODELPORT
 
 
 def cancer_csv() -> bytes:
@@ -63,20 +59,20 @@ def parquet_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def create_key(home: Path, name: str, scope: str, *options: str) -> str:
-    out = subprocess.run(
-        [str(MODELPORT), "keys", "create", name, "--scope", scope, "--json", *options],
-        env={**os.environ, "MODELPORT_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)["key"]
+def create_key(home: Path, name: str, scope: str, models: list[str] | None = None) -> str:
+    """A new key's secret, as `modelport keys create` makes it (in-process: no CLI start-up)."""
+    from modelport.config import Settings
+    from modelport.serve.keys import KeyStore
+    from modelport.store import Store
+
+    return KeyStore(Store(Settings(home=home)).engine).create(name, scope, models=models)[1]
 
 
 def wait_for(
-    client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float = 90
+    client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float = 180
 ) -> dict:
+    """The job once its status is one of ``statuses``; the deadline is generous because a loaded
+    machine starts worker processes and trains many times slower than an idle one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/v1/jobs/{job_id}").json()
