@@ -49,6 +49,7 @@ def test_two_trials_run_in_parallel_and_the_model_registers(local_ray, home):
     assert not (local_ray / ".ray").exists()
 
 
+@pytest.mark.timeout(900)  # generous deadlines below, for a loaded machine
 def test_server_jobs_run_as_ray_tasks(tmp_path):
     """The issue's "done when" with the Ray backend: upload, train, watch, predict, download."""
     server = Server(
@@ -78,18 +79,19 @@ def test_server_jobs_run_as_ray_tasks(tmp_path):
         assert session.run(None, feeds)[0].ravel().tolist() == answer["predictions"]
         assert not (tmp_path / "home" / ".ray").exists()
 
-        long = client.post("/api/v1/jobs", json={**body, "name": "long", "time_budget": 120})
+        # trials that outlived their cancelled job would hold both CPUs for most of an hour
+        long = client.post("/api/v1/jobs", json={**body, "name": "long", "time_budget": 3600})
         long_id = long.json()["id"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while not client.get(f"/api/v1/jobs/{long_id}").json()["leaderboard"]:
             assert time.monotonic() < deadline, "the long job never reported a trial"
             time.sleep(0.5)
         assert client.delete(f"/api/v1/jobs/{long_id}").status_code == 202
-        cancelled = wait_for(client, long_id, ("cancelled", "failed", "succeeded"), timeout=30)
+        cancelled = wait_for(client, long_id, ("cancelled", "failed", "succeeded"))
         assert cancelled["status"] == "cancelled"
         again = client.post("/api/v1/jobs", json={**body, "name": "after", "time_budget": 5})
-        after = wait_for(client, again.json()["id"], ("succeeded", "failed"), timeout=120)
+        after = wait_for(client, again.json()["id"], ("succeeded", "failed"), timeout=300)
         assert after["status"] == "succeeded", after
-        assert after["elapsed"] < 40, after  # the cancelled trials did not hold the CPUs
+        assert after["elapsed"] < 300, after  # the cancelled trials did not hold the CPUs
     finally:
         server.stop()
