@@ -172,14 +172,14 @@ def test_refuses_a_public_address_without_keys(modelport):
     )
 
 
-@pytest.fixture
-def swappable(tmp_path):
+@pytest.fixture(scope="module")
+def swappable(tmp_path_factory):
+    """A keyless server; each test swaps versions of a model of its own, which it registers."""
     from modelport.config import Settings
     from modelport.store import Store
 
-    home = tmp_path / "home"
+    home = tmp_path_factory.mktemp("swap") / "home"
     store = Store(Settings(home=home))
-    store.register(linear_artifact("lin", scale=1.0), name="lin", aliases=("production",))
     server = Server(home)
     yield server, store
     server.stop()
@@ -187,12 +187,13 @@ def swappable(tmp_path):
 
 def test_hot_swap_under_load_drops_nothing(swappable):
     server, store = swappable
+    store.register(linear_artifact("swap", scale=1.0), name="swap", aliases=("production",))
     answers, failures, stop = [], [], threading.Event()
 
     def client():
         with httpx.Client() as http:
             while not stop.is_set():
-                response = http.post(f"{server.url}/api/v1/models/lin/predict", json=LIN)
+                response = http.post(f"{server.url}/api/v1/models/swap/predict", json=LIN)
                 if response.status_code != 200:
                     failures.append(response.text)
                 else:
@@ -201,7 +202,7 @@ def test_hot_swap_under_load_drops_nothing(swappable):
     thread = threading.Thread(target=client)
     thread.start()
     wait_until(lambda: answers, "no answer from the server")
-    store.register(linear_artifact("lin", scale=5.0), name="lin")
+    store.register(linear_artifact("swap", scale=5.0), name="swap")
     assert set(answers) == {1}  # a new version alone does not move production
     import os
     import subprocess
@@ -209,7 +210,7 @@ def test_hot_swap_under_load_drops_nothing(swappable):
     from .conftest import MODELPORT
 
     subprocess.run(
-        [str(MODELPORT), "deploy", "lin:2"],
+        [str(MODELPORT), "deploy", "swap:2"],
         check=True,
         capture_output=True,
         env={**os.environ, "MODELPORT_HOME": str(store.settings.home)},
@@ -222,7 +223,7 @@ def test_hot_swap_under_load_drops_nothing(swappable):
     assert failures == []
     switch = answers.index(2)
     assert set(answers[:switch]) == {1} and set(answers[switch:]) == {2}
-    assert httpx.post(f"{server.url}/api/v1/models/lin/predict", json=LIN).json()[
+    assert httpx.post(f"{server.url}/api/v1/models/swap/predict", json=LIN).json()[
         "predictions"
     ] == [11.0]
 
@@ -231,21 +232,22 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(swappable):
     from modelport.artifact import ModelArtifact
 
     server, store = swappable
-    url = f"{server.url}/api/v1/models/lin/predict"
+    store.register(linear_artifact("fragile"), name="fragile", aliases=("production",))
+    url = f"{server.url}/api/v1/models/fragile/predict"
     assert httpx.post(url, json=LIN).json()["version"] == 1
-    good = linear_artifact("lin")
+    good = linear_artifact("fragile")
     broken = ModelArtifact.create(
         b"not an onnx graph",
         **{k: getattr(good.manifest, k) for k in ("name", "task", "inputs", "outputs")},
     )
-    store.register(broken, name="lin", aliases=("production",))
-    failed_once = 'modelport_model_load_failures_total{model="lin"} 1.0'
+    store.register(broken, name="fragile", aliases=("production",))
+    failed_once = 'modelport_model_load_failures_total{model="fragile"} 1.0'
     wait_until(lambda: failed_once in httpx.get(f"{server.url}/metrics").text, "no load failure")
     for _ in range(5):
         response = httpx.post(url, json=LIN)
         assert response.status_code == 200 and response.json()["version"] == 1
     assert failed_once in httpx.get(f"{server.url}/metrics").text  # not retried per request
-    direct = httpx.post(f"{server.url}/api/v1/models/lin:2/predict", json=LIN)
+    direct = httpx.post(f"{server.url}/api/v1/models/fragile:2/predict", json=LIN)
     assert direct.status_code == 503 and "cannot be loaded" in direct.json()["error"]
 
 
