@@ -149,20 +149,24 @@ def p50_p99_us(call: Callable[[], object], runs: int, warmup: int = 100) -> tupl
 
 
 def interleaved_us(
-    calls: dict[str, Callable[[], object]], runs: int, warmup: int = 3
+    calls: dict[str, Callable[[], object]], runs: int, block: int = 10, warmup: int = 3
 ) -> dict[str, tuple[float, float]]:
-    """Median and 99th percentile µs of each call, timed in turns (a, b, a, b, ...) so that load
-    from other work on the machine falls on every call alike."""
+    """Median and 99th percentile µs of ``runs`` calls of each, timed in alternating blocks of
+    ``block`` calls (a×10, b×10, a×10, ...) so that load from other work on the machine falls on
+    every call alike. Each block starts with one untimed call: a call just after another library's
+    (e.g. OpenMP threads still spinning after scikit-learn) would otherwise pay for it."""
     for _ in range(warmup):
         for call in calls.values():
             call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
     clock = time.perf_counter
-    for _ in range(runs):
+    while any(len(times) < runs for times in samples.values()):
         for name, call in calls.items():
-            started = clock()
             call()
-            samples[name].append(clock() - started)
+            for _ in range(min(block, runs - len(samples[name]))):
+                started = clock()
+                call()
+                samples[name].append(clock() - started)
     return {
         name: tuple(float(v) for v in np.percentile(times, [50, 99]) * 1e6)  # type: ignore[misc]
         for name, times in samples.items()
