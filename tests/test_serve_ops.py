@@ -191,7 +191,7 @@ def test_hot_swap_under_load_drops_nothing(swappable):
     answers, failures, stop = [], [], threading.Event()
 
     def client():
-        with httpx.Client() as http:
+        with httpx.Client(timeout=60) as http:  # a slow answer is not a dropped one
             while not stop.is_set():
                 response = http.post(f"{server.url}/api/v1/models/swap/predict", json=LIN)
                 if response.status_code != 200:
