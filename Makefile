@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-serve bench-client bench-training bench-peers lint clean
+.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile lint clean
 
 install: $(STAMP)
 
@@ -27,14 +27,20 @@ test: install
 bench: install
 	$(BIN)/python bench/train.py
 
-# The peers of the serving benchmark each get their own venv (MLServer pins an old FastAPI).
-bench-peers:
-	test -x bench/.venvs/mlserver/bin/mlserver || ($(PYTHON) -m venv bench/.venvs/mlserver && \
-	  bench/.venvs/mlserver/bin/pip install -q mlserver mlserver-sklearn 'uvloop<0.22' \
-	  scikit-learn==1.9.1 lightgbm==4.7.0 pandas)
-	test -x bench/.venvs/bentoml/bin/bentoml || ($(PYTHON) -m venv bench/.venvs/bentoml && \
-	  bench/.venvs/bentoml/bin/pip install -q bentoml scikit-learn==1.9.1 lightgbm==4.7.0 pandas)
+# The peers of the serving benchmark each get their own venv (MLServer pins an old FastAPI), with
+# the onnxruntime modelport has, for the peers that serve the same ONNX file.
+PEER_ORT = $(shell $(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')
+bench-peers: install
+	bench/.venvs/mlserver/bin/python -c "import mlserver, onnxruntime as o; assert o.__version__ == '$(PEER_ORT)'" 2>/dev/null || \
+	  ($(PYTHON) -m venv bench/.venvs/mlserver && bench/.venvs/mlserver/bin/pip install -q mlserver \
+	  mlserver-sklearn 'uvloop<0.22' scikit-learn==1.9.1 lightgbm==4.7.0 pandas onnxruntime==$(PEER_ORT))
+	bench/.venvs/bentoml/bin/python -c "import bentoml, onnxruntime as o; assert o.__version__ == '$(PEER_ORT)'" 2>/dev/null || \
+	  ($(PYTHON) -m venv bench/.venvs/bentoml && bench/.venvs/bentoml/bin/pip install -q bentoml \
+	  scikit-learn==1.9.1 lightgbm==4.7.0 pandas onnxruntime==$(PEER_ORT))
 	command -v hey >/dev/null || apt-get install -y hey
+
+bench-profile: install
+	$(BIN)/python bench/profile_request.py
 
 bench-client: install
 	$(BIN)/python bench/client.py

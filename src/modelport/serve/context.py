@@ -62,6 +62,7 @@ class ServerContext:
         self.signing = SigningKey.load_or_create(settings.home)
         self.runner = JobRunner(self.store, settings)
         self.ready = False
+        self._flushing = asyncio.Lock()
 
     async def read_body(self, request: Request) -> bytes:
         """The body, refusing more than ``max_body_bytes`` (413) before reading it all."""
@@ -86,13 +87,18 @@ class ServerContext:
         return parse_json(await self.read_body(request))
 
     async def flush_usage(self) -> None:
-        """Write buffered usage; the buffer is swapped here, on the loop, where requests record."""
-        batch = self.meter.take()
-        try:
-            await asyncio.to_thread(self.meter.write, batch)
-        except Exception:
-            self.meter.give_back(batch)  # written with the next flush
-            raise
+        """Write buffered usage; the buffer is swapped here, on the loop, where requests record.
+
+        One flush at a time: a reader of usage (GET /api/v1/usage) that flushes first must also
+        wait for a background flush already writing, or it reads the database before it lands.
+        """
+        async with self._flushing:
+            batch = self.meter.take()
+            try:
+                await asyncio.to_thread(self.meter.write, batch)
+            except Exception:
+                self.meter.give_back(batch)  # written with the next flush
+                raise
 
     def check_rows(self, rows: int) -> None:
         if rows > self.settings.max_batch_rows:
