@@ -82,6 +82,7 @@ def _keys(home: Path) -> dict[str, str]:
     keys = KeyStore(Store(Settings(home=home)).engine)
     made = {scope: keys.create(f"{scope}-key", scope)[1] for scope in HOLDS}
     made["limited"] = keys.create("limited-key", "predict", models=["other"])[1]
+    made["other-train"] = keys.create("other-train", "train")[1]  # known before the server starts
     return made
 
 
@@ -309,7 +310,7 @@ def test_a_keyless_server_opens_predict_and_train_but_never_admin(keyless):
 
 def test_train_keys_see_and_touch_only_their_own_datasets_and_jobs(keyed, tmp_path):
     server, secrets, home = keyed
-    other = KeyStore(Store(Settings(home=home)).engine).create("other-train", "train")[1]
+    other = secrets["other-train"]
     alice = httpx.Client(base_url=server.url, headers=_headers(secrets["train"]))
     bob = httpx.Client(base_url=server.url, headers=_headers(other))
     admin = httpx.Client(base_url=server.url, headers=_headers(secrets["admin"]))
