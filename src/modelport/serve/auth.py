@@ -8,13 +8,13 @@ needs no keys (no key was ever created, or ``allow_anonymous``), and only from l
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from ..config import Settings
 from ..errors import Forbidden, RateLimited, Unauthorized
+from ..local_token import is_loopback
 from .keys import KeyInfo, KeyStore, hash_secret
 
 BEARER = "bearer "
@@ -113,16 +113,11 @@ class Authenticator:
     def _is_loopback(self, client: tuple[str, int] | None) -> bool:
         if client is None:
             return False
-        host = client[0]
-        known = self._loopback.get(host)
+        known = self._loopback.get(client[0])
         if known is None:
-            try:
-                known = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                known = False
             if len(self._loopback) > 4096:
                 self._loopback.clear()
-            self._loopback[host] = known
+            known = self._loopback[client[0]] = is_loopback(client[0])
         return known
 
     def check_model(self, key: KeyInfo | None, model: str, action: str = "use") -> None:

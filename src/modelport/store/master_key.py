@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -61,14 +60,12 @@ class MasterKey:
 
     def unwrap(self, stored: str, name: str) -> bytes:
         """The model key ``stored`` holds (a plain one from before wrapping is taken as it is)."""
-        from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
-
         if not stored.startswith(WRAPPED):
             return base64.b64decode(stored)
-        wrapped = base64.b64decode(stored.removeprefix(WRAPPED))
         for master in (self.current, *self.others):
-            with contextlib.suppress(InvalidUnwrap):
-                return aes_key_unwrap(master, wrapped)
+            key = _unwrap_with(master, stored)
+            if key is not None:
+                return key
         raise IntegrityError(
             f"The encryption key of model '{name}' cannot be unwrapped with the master key: it "
             "was wrapped under another one. Set MODELPORT_MASTER_KEY (or restore "
@@ -77,15 +74,17 @@ class MasterKey:
 
     def is_current(self, stored: str) -> bool:
         """Whether ``stored`` is wrapped under the current master key."""
-        from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+        return stored.startswith(WRAPPED) and _unwrap_with(self.current, stored) is not None
 
-        if not stored.startswith(WRAPPED):
-            return False
-        try:
-            aes_key_unwrap(self.current, base64.b64decode(stored.removeprefix(WRAPPED)))
-        except InvalidUnwrap:
-            return False
-        return True
+
+def _unwrap_with(master: bytes, stored: str) -> bytes | None:
+    """The key a ``w1:`` value holds if ``master`` wrapped it, else None."""
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
+    try:
+        return aes_key_unwrap(master, base64.b64decode(stored.removeprefix(WRAPPED)))
+    except InvalidUnwrap:
+        return None
 
 
 def rotation(settings: Settings) -> tuple[MasterKey, Path | None]:
