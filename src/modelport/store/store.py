@@ -233,6 +233,11 @@ class Store:
                 session.add(row)
             return self._unwrap(row.key, name)
 
+    def is_encrypted(self, name: str) -> bool:
+        """Whether devices keep the model encrypted at rest (without unwrapping its key)."""
+        with self._session() as session:
+            return session.get(ModelKeyRow, name) is not None
+
     def encryption_key(self, name: str) -> bytes | None:
         """The model's at-rest key, or None when its downloads are not encrypted on devices."""
         with self._session() as session:

@@ -127,7 +127,7 @@ async def _delivered(ctx: ServerContext, request: Request, ref: str) -> tuple[Ma
     delivered: the store's release number when it was read, and the encryption devices keep."""
     found, release = await asyncio.to_thread(ctx.store.release, ref)
     found = found.for_variant(request.query_params.get("variant") or found.device_variant())
-    encrypted = await asyncio.to_thread(ctx.store.encryption_key, found.name) is not None
+    encrypted = await asyncio.to_thread(ctx.store.is_encrypted, found.name)
     return found, Delivery(release, ALGORITHM if encrypted else None)
 
 
