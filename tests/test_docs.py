@@ -60,9 +60,10 @@ def python_blocks(page: Path) -> list[str]:
 
 VOLATILE = [
     (r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?)?", "<time>"),
-    (r"\b[0-9a-f]{16,}\b", "<sha256>"),
     (r"\d[\d,]* bytes", "<n> bytes"),
+    # before hashes: a probability's long run of decimals is all hex digits too
     (r"-?\d+\.\d+(?:e[+-]?\d+)?", "<number>"),  # scores and probabilities of a timed search
+    (r"\b[0-9a-f]{16,}\b", "<sha256>"),
     (r"([ ─━])\1+", r"\1"),  # table padding and rules, whose widths follow the values
 ]
 """What legitimately differs from run to run, and how both sides are rewritten before comparing."""
