@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,serve,ray,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,serve,ray,zoo,dev]'
 	touch $(STAMP)
 
 # The store every command uses (MODELPORT_HOME, default ~/.modelport): the demo model is trained

@@ -4,7 +4,7 @@ import tomllib
 
 from .conftest import REPO
 
-LIGHT = {"numpy", "onnxruntime", "httpx", "cryptography"}
+LIGHT = {"numpy", "onnxruntime", "httpx", "cryptography", "pillow"}
 
 
 def _names(requirements):
@@ -15,7 +15,11 @@ def test_the_base_install_is_only_the_device_sdk():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert _names(project["dependencies"]) == LIGHT
     assert project["optional-dependencies"]["client"] == []
-    assert "torch" not in str(project)  # never a multi-GB GPU build by accident
+    # torch only in the zoo extra, pinned to the CPU build: never a multi-GB GPU build by accident
+    everything = [r for group in project["optional-dependencies"].values() for r in group]
+    torches = [r for r in project["dependencies"] + everything if _names([r]) == {"torch"}]
+    assert torches == ["torch==2.13.0"]
+    assert "torch==2.13.0" in project["optional-dependencies"]["zoo"]
 
 
 def test_the_command_tells_which_extra_is_missing(monkeypatch, capsys):

@@ -36,7 +36,7 @@ class ColumnSpec:
     """One input column: its name in the data, its ONNX input name, its type."""
 
     name: str
-    dtype: Literal["number", "string"]
+    dtype: Literal["number", "string", "image"]
     onnx_name: str | None = None
     categorical: bool = False
     categories: list[str] | None = None
@@ -50,12 +50,13 @@ class Manifest:
     task: Task
     inputs: list[ColumnSpec]
     outputs: dict[str, str]
-    """Output role ("label", "probabilities", "value") -> ONNX output name."""
+    """Output role ("label", "probabilities", "value", "embedding") -> ONNX output name."""
     sha256: str
     size_bytes: int
     version: int | None = None
-    input_layout: Literal["columns", "matrix"] = "columns"
-    """"columns": one ONNX input per column; "matrix": one float input of shape [n, len(inputs)]."""
+    input_layout: Literal["columns", "matrix", "image"] = "columns"
+    """"columns": one ONNX input per column; "matrix": one float input of shape [n, len(inputs)];
+    "image": one uint8 input of shape [n, height, width, 3], made by ``preprocessing["image"]``."""
     matrix_input: str | None = None
     class_labels: list[Any] | None = None
     label_is_index: bool = False
@@ -113,6 +114,10 @@ class Manifest:
     def device_variant(self) -> str:
         """What devices get by default: int8 when it is recommended, else the trained graph."""
         return "int8" if self.variants.get("int8", {}).get("recommended") else self.variant
+
+    @property
+    def is_image(self) -> bool:
+        return self.input_layout == "image"
 
     @property
     def columns(self) -> list[str]:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     blob_dir: Path | None = None
     """Directory of model files; default: ``<home>/blobs``."""
 
+    zoo_cache: Path | None = None
+    """Where ready-made (zoo) models are kept once built from the weights their packages ship; default: ``<home>/zoo``."""
+
     intra_op_threads: int = 0
     """onnxruntime threads per prediction (0: onnxruntime's default, one per core)."""
 
@@ -153,6 +156,10 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.home / "blobs"
+
+    @property
+    def resolved_zoo_cache(self) -> Path:
+        return self.zoo_cache or self.home / "zoo"
 
 
 def settings_table() -> str:

@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import ModelportError
-from . import jobs, models, predict, serve, train
+from . import jobs, models, predict, serve, train, zoo
 from ._console import err_console
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("pull")(serve.pull)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(zoo.app, name="zoo")
 
 
 def main() -> None:

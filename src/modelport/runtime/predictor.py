@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from ..artifact import Manifest, ModelArtifact
 from ..errors import InvalidInput, SchemaMismatch
-from . import tabular
+from . import image, tabular
 
 
 @dataclass
@@ -30,6 +30,17 @@ class Prediction:
             return None
         labels = [str(label) for label in self.class_labels]
         return [dict(zip(labels, row, strict=True)) for row in self.probabilities.tolist()]
+
+    def top_k(self, k: int) -> list[list[dict[str, Any]]] | None:
+        """The ``k`` most probable labels of each row, best first: ``[{"label", "score"}]``."""
+        if self.probabilities is None or self.class_labels is None:
+            return None
+        k = max(1, min(k, self.probabilities.shape[1]))
+        best = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        return [
+            [{"label": self.class_labels[j], "score": float(row[j])} for j in order]
+            for row, order in zip(self.probabilities, best, strict=True)
+        ]
 
 
 class Predictor:
@@ -56,10 +67,29 @@ class Predictor:
         ]
         labels = self.manifest.class_labels
         self._labels = np.asarray(labels) if labels is not None else None
+        self.image_spec = (
+            image.ImageSpec.from_manifest(self.manifest.preprocessing)
+            if self.manifest.is_image
+            else None
+        )
 
     def predict(self, rows: Any) -> Prediction:
-        """Predict for rows given as dicts, columns, a DataFrame or a 2-D array."""
-        return self.run(tabular.encode(self.manifest, tabular.to_columns(rows, self.manifest)))
+        """Predict for rows given as dicts, columns, a DataFrame or a 2-D array; for an image
+        model, for one image or a list of them (bytes, paths, PIL images or arrays)."""
+        return self.run(self.encode(rows))
+
+    def encode(self, rows: Any) -> dict[str, np.ndarray]:
+        """The ONNX feeds for ``rows`` (or images)."""
+        if self.image_spec is not None:
+            return {self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)}
+        return tabular.encode(self.manifest, tabular.to_columns(rows, self.manifest))
+
+    def embed(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The model's embedding output (image models) for already encoded feeds: float32 [n, d]."""
+        name = self.manifest.outputs.get("embedding")
+        if name is None:
+            raise InvalidInput(f"Model '{self.manifest.name}' has no embedding output.")
+        return np.asarray(self.session.run([name], feeds)[0], dtype=np.float32)
 
     def run(self, feeds: dict[str, np.ndarray]) -> Prediction:
         """Predict from already encoded ONNX feeds."""
