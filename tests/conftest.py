@@ -80,6 +80,21 @@ def modelport(home: Path, tmp_path: Path) -> Run:
     return run
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Zoo models are built once per test run, in one cache every test, CLI and server shares."""
+    import tempfile
+
+    os.environ.setdefault("MODELPORT_ZOO_CACHE", tempfile.mkdtemp(prefix="modelport-zoo-"))
+
+
+@functools.cache
+def zoo_model(name: str = "image-labeler") -> ModelArtifact:
+    """A zoo model, built (once per run) into the shared MODELPORT_ZOO_CACHE."""
+    from modelport import zoo
+
+    return zoo.load(name, Path(os.environ["MODELPORT_ZOO_CACHE"]))
+
+
 @functools.cache
 def trained_churn() -> ModelArtifact:
     """The churn classifier (LightGBM on 400 generated rows, 2 s budget) trained once per test

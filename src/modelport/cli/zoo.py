@@ -37,7 +37,9 @@ def pull(
     alias: Annotated[
         list[str] | None, typer.Option("--alias", help="Point this alias at the new version.")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the manifest as JSON.")
+    ] = False,
 ) -> None:
     """Register a ready-made model in the store (built once from packaged weights, then cached)."""
     store = open_store()

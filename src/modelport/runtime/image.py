@@ -108,10 +108,7 @@ def to_rgb(image: Any, name: str = "the image", draft: float | None = None) -> A
 
     if isinstance(image, np.ndarray):
         return _from_array(image, name)
-    if isinstance(image, Image.Image):
-        picture = image
-    else:
-        picture = _open(image, name)
+    picture = image if isinstance(image, Image.Image) else _open(image, name)
     if getattr(picture, "is_animated", False):
         raise InvalidInput(
             f"{name} is an animated image ({picture.n_frames} frames). Send a single still "

@@ -81,7 +81,9 @@ class Predictor:
     def encode(self, rows: Any) -> dict[str, np.ndarray]:
         """The ONNX feeds for ``rows`` (or images)."""
         if self.image_spec is not None:
-            return {self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)}
+            return {
+                self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)
+            }
         return tabular.encode(self.manifest, tabular.to_columns(rows, self.manifest))
 
     def embed(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
