@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._fs import atomic_write
 from ..artifact import ModelArtifact
-from ..errors import ModelNotFound
+from ..errors import IntegrityError, InvalidInput, ModelNotFound
 
 BUILD = 1
 """Bumped when a builder changes its output, so cached builds are made again."""
@@ -77,7 +77,10 @@ def load(name: str, cache: Path) -> ModelArtifact:
     model = entry(name)
     path = cache_path(name, cache)
     if path.exists():
-        return ModelArtifact.load(path)
+        try:
+            return ModelArtifact.load(path)
+        except (IntegrityError, InvalidInput):  # a damaged cache entry is made again
+            path.unlink()
     artifact = model.build(name)
     cache.mkdir(parents=True, exist_ok=True)
     atomic_write(path, artifact.to_bytes())

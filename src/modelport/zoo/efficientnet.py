@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 from ..artifact import ColumnSpec, ModelArtifact
-from ..errors import MissingDependency
+from ..errors import ExportError, MissingDependency
 from ..runtime.image import ImageSpec
 
 SIZES = {0: 224, 1: 240, 2: 260}
@@ -56,6 +56,8 @@ def build(variant: int, name: str) -> ModelArtifact:
             output_names=outputs,
             dynamic_axes={n: {0: "n"} for n in ["image", *outputs]},
         )
+        expected = [t.numpy() for t in module(_random_pixels(torch, spec.size))]
+    _check_parity(buffer.getvalue(), _random_pixels(torch, spec.size).numpy(), expected)
     return ModelArtifact.create(
         buffer.getvalue(),
         name=name,
@@ -73,6 +75,30 @@ def build(variant: int, name: str) -> ModelArtifact:
             "everyday objects and animals (top-k names and scores)."
         ),
     )
+
+
+def _random_pixels(torch: Any, size: int) -> Any:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8, generator=generator)
+
+
+def _check_parity(onnx: bytes, pixels: Any, expected: list[Any]) -> None:
+    """onnxruntime must give what torch gives (probabilities and embedding within 1e-4)."""
+    import numpy as np
+    import onnxruntime
+
+    got = onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"]).run(
+        None, {"image": pixels}
+    )
+    for name, want, have in zip(
+        ("probabilities", "label", "embedding"), expected, got, strict=True
+    ):
+        if not np.allclose(want, have, atol=1e-4):
+            raise ExportError(
+                f"The exported {name} differ from PyTorch's by up to "
+                f"{np.abs(want - have).max():.2g}; the ONNX export is wrong. Report this with "
+                "the versions of torch and onnxruntime."
+            )
 
 
 def _load(variant: int) -> tuple[Any, Any]:
