@@ -69,14 +69,24 @@ def show(
     if manifest.source:
         console.print(
             f"source: {manifest.source.get('kind')} "
-            f"{manifest.source.get('estimator', manifest.source.get('format', ''))}"
+            f"{manifest.source.get('estimator', manifest.source.get('format', manifest.source.get('architecture', '')))}"
         )
     if manifest.metrics:
         console.print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in manifest.metrics.items()))
     if manifest.class_labels is not None:
-        console.print(f"classes: {', '.join(map(str, manifest.class_labels))}")
+        labels = list(map(str, manifest.class_labels))
+        more = f" … ({len(labels)} in all; --json lists them)" if len(labels) > 20 else ""
+        console.print(f"classes: {', '.join(labels[:20])}{more}")
     for line in _variant_lines(manifest):
         console.print(line, markup=False, soft_wrap=True)
+    if manifest.is_image:
+        spec = manifest.preprocessing["image"]
+        console.print(
+            f"input: a photo (JPEG, PNG, WebP, ...), turned upright, made RGB, its shorter side "
+            f"resized to {round(spec['size'] / spec['crop_fraction'])} px and the centre "
+            f"{spec['size']} x {spec['size']} kept"
+        )
+        return
     table = Table("input column", "type", "categories")
     for column in manifest.inputs:
         categories = ", ".join(column.categories[:8]) if column.categories else ""

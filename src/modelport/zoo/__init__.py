@@ -16,7 +16,7 @@ from .._fs import atomic_write
 from ..artifact import ModelArtifact
 from ..errors import IntegrityError, InvalidInput, ModelNotFound
 
-BUILD = 1
+BUILD = 2
 """Bumped when a builder changes its output, so cached builds are made again."""
 
 
