@@ -142,7 +142,7 @@ def check_content_type(request: Request, types: tuple[str, ...] = (JSON,)) -> No
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"The request body is {size:,} bytes; this server accepts at most {limit:,}. Send fewer "
-        "rows per request, or raise MODELPORT_MAX_BODY_BYTES."
+        "rows or smaller images per request, or raise MODELPORT_MAX_BODY_BYTES."
     )
 
 

@@ -42,6 +42,8 @@ def label_datatype(manifest: Manifest) -> str:
 
 
 def input_metadata(manifest: Manifest) -> list[dict[str, Any]]:
+    if manifest.is_image:  # one encoded file (JPEG, PNG ...) per element
+        return [{"name": manifest.inputs[0].name, "datatype": "BYTES", "shape": [-1]}]
     if manifest.input_layout == "matrix":
         return [
             {"name": manifest.matrix_input, "datatype": "FP32", "shape": [-1, len(manifest.inputs)]}

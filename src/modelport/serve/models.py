@@ -88,7 +88,7 @@ class ModelManager:
             int(batching.get("max_size", self.settings.batch_max_size)),
             batching.get("max_wait_ms", self.settings.batch_max_wait_ms),
             on_batch=self.metrics.batch_rows.labels(manifest.name).observe,
-            inline_below_ms=batching.get("inline_below_ms", self.settings.batch_inline_below_ms),
+            inline_below_ms=batching.get("inline_below_ms", self._inline_below_ms(manifest)),
             timeout=self.settings.request_timeout,
         )
         loaded = LoadedModel(manifest, predictor, batcher)
@@ -96,6 +96,12 @@ class ModelManager:
         self.metrics.loaded.set(len(self._by_version))
         log.info("loaded model %s:%s", *key)
         return loaded
+
+    def _inline_below_ms(self, manifest: Manifest) -> float:
+        """Image models always run in the batcher's thread: one image takes milliseconds, so
+        even their first call (before the batcher has timed one) must not hold the event loop;
+        their uint8 [n, size, size, 3] feeds merge along the first axis like rows."""
+        return 0.0 if manifest.is_image else self.settings.batch_inline_below_ms
 
     async def load_all(self) -> None:
         """Eager loading: every model's default version."""

@@ -94,6 +94,12 @@ TENSOR = {
     },
 }
 
+B64 = {"type": "object", "required": ["b64"], "properties": {"b64": {"type": "string"}}}
+IMAGE_OPTIONS = {
+    "top_k": {"type": "integer", "minimum": 1, "default": 5},
+    "probabilities": {"type": "boolean", "default": False},
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -112,7 +118,8 @@ SPEC: dict[str, Any] = {
         **_v2_model(
             "/infer",
             "post",
-            "Inference; also Triton's binary tensor extension",
+            "Inference; also Triton's binary tensor and classification extensions (image "
+            "models: a BYTES input 'image', one encoded file per element)",
             body="InferenceRequest",
             response="InferenceResponse",
         ),
@@ -133,13 +140,31 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/models": {"get": _op("List models", "modelport")},
         "/api/v1/models/{ref}/predict": {
-            "post": _op(
-                "Predict rows given as JSON objects",
-                "modelport",
-                [REF_PARAM],
-                body="PredictRequest",
-                response="PredictResponse",
-            )
+            "post": {
+                **_op(
+                    "Predict rows given as JSON objects, or images (base64 JSON or a multipart "
+                    "upload: any file fields, e.g. curl -F image=@photo.jpg)",
+                    "modelport",
+                    [REF_PARAM],
+                    response="PredictResponse",
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/PredictRequest"},
+                                    {"$ref": "#/components/schemas/ImagePredictRequest"},
+                                ]
+                            }
+                        },
+                        "multipart/form-data": {
+                            "schema": {"$ref": "#/components/schemas/ImagePredictForm"}
+                        },
+                    },
+                },
+            }
         },
         "/api/v1/models/{ref}/manifest": {
             "get": _op("Manifest (ETag; If-None-Match gives 304)", "downloads", [REF_PARAM])
@@ -261,6 +286,8 @@ SPEC: dict[str, Any] = {
             },
             "TFPredictRequest": {
                 "type": "object",
+                "description": 'Image models take instances [{"b64": "..."}] or '
+                '[{"image": {"b64": "..."}}] and answer label, probabilities and top_k',
                 "properties": {"instances": {}, "inputs": {}, "signature_name": {"type": "string"}},
             },
             "JobRequest": {
@@ -285,6 +312,28 @@ SPEC: dict[str, Any] = {
                 "required": ["rows"],
                 "properties": {"rows": {"type": "array", "items": {"type": "object"}}},
             },
+            "ImagePredictRequest": {
+                "type": "object",
+                "required": ["images"],
+                "properties": {
+                    "images": {
+                        "type": "array",
+                        "items": {"oneOf": [{"type": "string"}, B64]},
+                        "description": "Encoded image files (JPEG, PNG, WebP, BMP, TIFF, still "
+                        'GIF) as base64 strings, data: URLs or {"b64": "..."}',
+                    },
+                    **IMAGE_OPTIONS,
+                },
+            },
+            "ImagePredictForm": {
+                "type": "object",
+                "description": "Every file field is one image, in order; other fields are "
+                "top_k and probabilities",
+                "properties": {
+                    "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    **IMAGE_OPTIONS,
+                },
+            },
             "PredictResponse": {
                 "type": "object",
                 "properties": {
@@ -294,6 +343,21 @@ SPEC: dict[str, Any] = {
                     "probabilities": {
                         "type": "array",
                         "items": {"type": "object", "additionalProperties": {"type": "number"}},
+                        "description": "Tabular classifiers always; image models when asked",
+                    },
+                    "top_k": {
+                        "type": "array",
+                        "description": "Image models: the best labels of each image",
+                        "items": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "label": {"type": "string"},
+                                    "score": {"type": "number"},
+                                },
+                            },
+                        },
                     },
                 },
             },

@@ -44,6 +44,8 @@ class InferRequest:
     outputs: list[str] | None
     binary_outputs: dict[str, bool] = field(default_factory=dict)
     binary_default: bool = False
+    classification: dict[str, int] = field(default_factory=dict)
+    """Outputs asked for as Triton's classification extension: name -> top k."""
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -78,7 +80,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         )
     outputs = request.get("outputs")
     parameters = _params(request)
-    names, binary_outputs = None, {}
+    names, binary_outputs, classification = None, {}, {}
     if isinstance(outputs, list):
         names = []
         for item in outputs:
@@ -88,6 +90,14 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             flag = _params(item).get("binary_data")
             if flag is not None:
                 binary_outputs[item["name"]] = bool(flag)
+            k = _params(item).get("classification")
+            if k is not None:
+                if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                    raise InvalidInput(
+                        f"Output '{item['name']}' asks for classification {k!r}; it must be a "
+                        "positive integer: how many of the best classes to return per row."
+                    )
+                classification[item["name"]] = k
     request_id = request.get("id")
     return InferRequest(
         str(request_id) if request_id is not None else None,
@@ -95,6 +105,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         names,
         binary_outputs,
         bool(parameters.get("binary_data_output", False)),
+        classification,
     )
 
 
@@ -152,6 +163,8 @@ def _raw_numbers(name: str, raw: bytes, dtype: np.dtype[Any]) -> np.ndarray:
 
 
 def _bytes_elements(name: str, raw: bytes) -> np.ndarray:
+    """The elements of a binary BYTES tensor as ``bytes`` (an image input keeps the file as it
+    was sent; :func:`texts` decodes the elements of text inputs)."""
     items, offset = [], 0
     while offset < len(raw):
         if offset + 4 > len(raw):
@@ -160,9 +173,45 @@ def _bytes_elements(name: str, raw: bytes) -> np.ndarray:
         offset += 4
         if offset + length > len(raw):
             raise InvalidInput(f"Input '{name}' has a BYTES element longer than the data left.")
-        items.append(raw[offset : offset + length].decode("utf-8", errors="replace"))
+        items.append(raw[offset : offset + length])
         offset += length
-    return np.array(items, dtype=object)
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
+def texts(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs with the ``bytes`` elements of binary BYTES tensors decoded as UTF-8 text."""
+    decoded = {}
+    for name, array in inputs.items():
+        if array.dtype == object and array.size and isinstance(array.flat[0], bytes):
+            text = np.empty(array.shape, dtype=object)
+            text.flat[:] = [v.decode("utf-8", errors="replace") for v in array.flat]
+            array = text
+        decoded[name] = array
+    return decoded
+
+
+def classification(scores: np.ndarray, k: int, labels: list[Any] | None, name: str) -> np.ndarray:
+    """Triton's classification extension: the ``k`` best classes of each row of ``scores``
+    ([n, classes]) as BYTES ``"score:index:label"`` (``"score:index"`` without labels), best first."""
+    if scores.ndim != 2 or scores.dtype.kind != "f":
+        raise InvalidInput(
+            f"Output '{name}' cannot be returned as a classification: it is not one score per "
+            "class (ask for it on 'probabilities')."
+        )
+    k = min(k, scores.shape[1])
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.array(
+        [
+            [
+                f"{float(row[j])}:{j}" + (f":{labels[j]}" if labels is not None else "")
+                for j in order
+            ]
+            for row, order in zip(scores, best, strict=True)
+        ],
+        dtype=object,
+    ).reshape(len(scores), k)
 
 
 def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:

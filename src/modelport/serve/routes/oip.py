@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ... import __version__
+from ...artifact import Manifest
 from ...errors import InvalidInput, Unavailable
 from ...refs import ModelRef
 from ...runtime.tabular import encode_tensors
+from .. import images
 from ..context import JSON, PUBLIC, Call, ServerContext, check_content_type, endpoint
 from ..dataplane import (
     PLATFORM,
@@ -21,7 +24,7 @@ from ..dataplane import (
     output_tensors,
     ref_for,
 )
-from ..tensors import HEADER_LENGTH, decode_request, encode_response
+from ..tensors import HEADER_LENGTH, classification, decode_request, encode_response, texts
 
 EXTENSIONS = ["binary_tensor_data"]
 BODY_TYPES = (JSON, "application/octet-stream", "")
@@ -76,17 +79,25 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     body = await ctx.read_body(request)
     decoded = decode_request(body, request.headers.get(HEADER_LENGTH))
     model = await ctx.models.get(str(call.ref))
-    call.model = model.manifest.name
-    feeds = encode_tensors(model.manifest, decoded.inputs)
-    outputs = output_tensors(model.manifest, await ctx.predict(call, model, feeds))
+    manifest = model.manifest
+    call.model = manifest.name
+    if manifest.is_image:
+        feeds = await images.encode(model, _images(manifest, decoded.inputs))
+    elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
+        raise images.wrong_form(manifest, True, TABULAR_FORM)
+    else:
+        feeds = encode_tensors(manifest, texts(decoded.inputs))
+    outputs = output_tensors(manifest, await ctx.predict(call, model, feeds))
     if decoded.outputs is not None:
         unknown = [name for name in decoded.outputs if name not in outputs]
         if unknown:
             raise InvalidInput(
-                f"Model '{model.manifest.name}' has no output {', '.join(map(repr, unknown))}; "
+                f"Model '{manifest.name}' has no output {', '.join(map(repr, unknown))}; "
                 f"its outputs are {', '.join(outputs)}."
             )
         outputs = {name: outputs[name] for name in decoded.outputs}
+    for name, k in decoded.classification.items():
+        outputs[name] = classification(outputs[name], k, manifest.class_labels, name)
     header: dict[str, Any] = {
         "model_name": model.manifest.name,
         "model_version": str(model.manifest.version),
@@ -101,6 +112,34 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(json_length)},
     )
+
+
+IMAGE = "image"
+TABULAR_FORM = (
+    "one input per column, named as GET /v2/models/NAME lists them (numbers FP32, text BYTES)"
+)
+IMAGE_FORM = (
+    "one BYTES input 'image' of shape [n], each element an encoded image file (JPEG, PNG ...; "
+    "base64 in JSON, raw with the binary extension)"
+)
+
+
+def _images(manifest: Manifest, inputs: dict[str, np.ndarray]) -> list[Any]:
+    """The elements of the image input: file bytes (binary tensors) or base64 text (JSON)."""
+    name = manifest.inputs[0].name
+    if set(inputs) != {name}:
+        if name in inputs:
+            extra = ", ".join(repr(n) for n in inputs if n != name)
+            raise InvalidInput(f"Model '{manifest.name}' has no input {extra}; send {IMAGE_FORM}.")
+        raise images.wrong_form(manifest, False, IMAGE_FORM)
+    tensor = inputs[name]
+    if tensor.dtype != object:
+        raise InvalidInput(f"Input '{name}' must be BYTES: {IMAGE_FORM}.")
+    if tensor.ndim > 2 or (tensor.ndim == 2 and tensor.shape[1] != 1):
+        raise InvalidInput(
+            f"Input '{name}' must have shape [n] or [n, 1], not {list(tensor.shape)}."
+        )
+    return list(tensor.reshape(-1))
 
 
 routes = [

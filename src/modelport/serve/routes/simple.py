@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,9 +16,11 @@ from ...errors import InvalidInput, NotFound
 from ...refs import ModelRef
 from ...runtime.tabular import encode, to_columns
 from ...signing import Delivery
+from .. import images
 from ..context import PUBLIC, Call, ServerContext, endpoint
 from ..dataplane import json_response, output_tensors, plain, ref_for
 from ..metering import parse_since, usage_totals
+from ..models import LoadedModel
 
 SIGNATURE_HEADER = "X-Modelport-Signature"
 ENCRYPTION_HEADER = "X-Modelport-Encryption"
@@ -31,18 +34,21 @@ def _ref(request: Request) -> ModelRef:
 
 @endpoint("simple_predict", "predict", _ref)
 async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
-    """``{"rows": [{column: value}, ...]}`` -> predictions, probabilities per label, version."""
+    """``{"rows": [{column: value}, ...]}`` -> predictions, probabilities per label, version.
+    Image models take ``{"images": [base64, ...], "top_k": 5, "probabilities": false}`` or the
+    files as a multipart upload, and answer labels and the top-k of each image."""
     assert call.ref is not None
-    body = await ctx.read_json(request)
-    rows = body.get("rows") if isinstance(body, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InvalidInput(
-            'The body must be {"rows": [{"column": value, ...}, ...]}: a list of objects, one '
-            "per row, keyed by column name."
-        )
-    ctx.check_rows(len(rows))
+    body = await _body(ctx, request)
     model = await ctx.models.get(str(call.ref))
     call.model = model.manifest.name
+    if model.manifest.is_image:
+        return await _predict_images(ctx, call, model, body)
+    if "images" in body:
+        raise images.wrong_form(model.manifest, True, TABULAR_FORM)
+    rows = body.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidInput(f"The body must be {TABULAR_FORM}: a list of objects, one per row.")
+    ctx.check_rows(len(rows))
     feeds = encode(model.manifest, to_columns(rows, model.manifest))
     prediction = await ctx.predict(call, model, feeds)
     outputs = output_tensors(model.manifest, prediction)
@@ -54,6 +60,65 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     probabilities = prediction.probabilities_by_label()
     if probabilities is not None:
         answer["probabilities"] = probabilities
+    return json_response(answer)
+
+
+TABULAR_FORM = '{"rows": [{"column": value, ...}, ...]}'
+IMAGE_FORM = (
+    '{"images": ["<base64 of a JPEG/PNG/WebP file>", ...]} as JSON, or the files as a '
+    "multipart upload (curl -F image=@photo.jpg)"
+)
+FORM_FIELDS = {"top_k", "probabilities"}
+
+
+async def _body(ctx: ServerContext, request: Request) -> dict[str, Any]:
+    """A JSON object, or a multipart form as ``{"images": [file bytes], field: value}``."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        form = await images.Form.parse(
+            request.headers,
+            await ctx.read_body(request),
+            ctx.settings.max_batch_rows,
+            FORM_FIELDS,
+        )
+        if not form.files:
+            raise InvalidInput(
+                "The form holds no image files. Attach each image as a file field: "
+                "curl -F image=@photo.jpg (several -F for a batch)."
+            )
+        return {"images": form.files, **form.fields}
+    body = await ctx.read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"The body must be a JSON object: {TABULAR_FORM} for a tabular model, {IMAGE_FORM} "
+            "for an image model."
+        )
+    return body
+
+
+async def _predict_images(
+    ctx: ServerContext, call: Call, model: LoadedModel, body: dict[str, Any]
+) -> Response:
+    manifest = model.manifest
+    found = body.get("images")
+    if found is None:
+        if "rows" in body:
+            raise images.wrong_form(manifest, False, IMAGE_FORM)
+        raise InvalidInput(f"The body must be {IMAGE_FORM}.")
+    if not isinstance(found, list):
+        raise InvalidInput(f'"images" must be a list: {IMAGE_FORM}.')
+    k = images.top_k(body.get("top_k"), images.classes(manifest))
+    with_probabilities = images.flag(body.get("probabilities"), "probabilities")
+    ctx.check_rows(len(found))
+    prediction = await ctx.predict(call, model, await images.encode(model, found))
+    answer = {
+        "model": manifest.name,
+        "version": manifest.version,
+        "predictions": plain(output_tensors(manifest, prediction)["label"]),
+        "top_k": images.ranked(prediction, k),
+    }
+    if with_probabilities:
+        answer["probabilities"] = prediction.probabilities_by_label()
     return json_response(answer)
 
 

@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...artifact import Manifest
 from ...errors import InvalidInput, NotFound
 from ...refs import ModelRef
 from ...runtime.tabular import encode, to_columns
+from .. import images
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import (
     input_metadata,
@@ -23,6 +25,7 @@ from ..dataplane import (
     plain,
     ref_for,
 )
+from ..models import LoadedModel
 
 PATH = re.compile(
     r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -107,16 +110,26 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
         )
     model = await ctx.models.get(str(ref))
     call.model = model.manifest.name
+    if model.manifest.is_image:
+        return await _predict_images(ctx, call, model, body)
     rows = body.get("instances", body.get("inputs"))
     if isinstance(rows, list) and rows and not isinstance(rows[0], (dict, list)):
         rows = [rows]  # a single row given as a flat list
     if not isinstance(rows, (list, dict)):
         raise InvalidInput('"instances" / "inputs" must be a list or an object.')
+    if _has_images(rows):
+        raise images.wrong_form(model.manifest, True, TABULAR_FORM)
     columns = to_columns(
         np.asarray(rows, dtype=object) if _is_matrix(rows) else rows, model.manifest
     )
     prediction = await ctx.predict(call, model, encode(model.manifest, columns))
     outputs = {k: plain(v) for k, v in output_tensors(model.manifest, prediction).items()}
+    return _answer(body, outputs)
+
+
+def _answer(body: dict[str, Any], outputs: dict[str, list[Any]]) -> Response:
+    """Row format (``instances``): one object per row, or the bare values of a single output;
+    columnar (``inputs``): ``{"outputs": ...}`` likewise."""
     if "instances" in body:
         if len(outputs) == 1:
             return json_response({"predictions": next(iter(outputs.values()))})
@@ -132,6 +145,50 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     return json_response(
         {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
     )
+
+
+IMAGE_FORM = (
+    '{"instances": [{"b64": "<base64 of a JPEG/PNG file>"}, ...]} (or [{"image": {"b64": '
+    '...}}], or {"inputs": {"image": [{"b64": ...}]}})'
+)
+
+
+async def _predict_images(
+    ctx: ServerContext, call: Call, model: LoadedModel, body: dict[str, Any]
+) -> Response:
+    """Each instance is ``{"b64": ...}`` or ``{"image": {"b64": ...}}``; columnar inputs are
+    ``{"image": [...]}`` or the list itself. Outputs: label, probabilities and top_k."""
+    manifest = model.manifest
+    name = manifest.inputs[0].name
+    found = body.get("instances", body.get("inputs"))
+    if isinstance(found, dict) and set(found) == {name}:
+        found = found[name]  # columnar, named
+    if not isinstance(found, list):
+        raise InvalidInput(f"Model '{manifest.name}' takes images: send {IMAGE_FORM}.")
+    found = [_unwrap(item, name, manifest) for item in found]
+    ctx.check_rows(len(found))
+    prediction = await ctx.predict(call, model, await images.encode(model, found))
+    outputs = {k: plain(v) for k, v in output_tensors(manifest, prediction).items()}
+    outputs["top_k"] = images.ranked(prediction, images.top_k(None, images.classes(manifest)))
+    return _answer(body, outputs)
+
+
+def _unwrap(item: Any, name: str, manifest: Manifest) -> Any:
+    """``{"image": {"b64": ...}}`` -> ``{"b64": ...}``; rows of columns are refused."""
+    if isinstance(item, dict) and set(item) == {name}:
+        return item[name]
+    if isinstance(item, dict) and "b64" not in item:
+        raise images.wrong_form(manifest, False, IMAGE_FORM)
+    return item
+
+
+TABULAR_FORM = '{"instances": [{"column": value, ...}, ...]}'
+
+
+def _has_images(rows: Any) -> bool:
+    """True for instances in the image forms (``{"b64": ...}`` or ``{"image": {"b64": ...}}``)."""
+    first = rows[0] if isinstance(rows, list) and rows else None
+    return isinstance(first, dict) and ("b64" in first or isinstance(first.get("image"), dict))
 
 
 def _is_matrix(rows: Any) -> bool:
