@@ -98,6 +98,12 @@ def run_curl(args: list[str], step: Step, address: str, cwd: Path, names: dict[s
     """Run a page's curl against the test server; without shown output, an HTTP error fails it."""
     args = [substitute(a, names).replace("localhost:8000", address) for a in args]
     fail = [] if step.shown else ["--fail"]
+    text = substitute(step.text, names).replace("localhost:8000", address)
+    if "$(" in text:  # the shell makes part of it, e.g. '"'$(base64 -w0 daisy.jpg)'"'
+        command = text.replace("curl ", f"curl {' '.join(fail)} ", 1)
+        return subprocess.run(
+            ["bash", "-c", command], cwd=cwd, check=True, capture_output=True, text=True
+        ).stdout
     return subprocess.run(
         [args[0], *fail, *args[1:]], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout
