@@ -1,9 +1,11 @@
 """The on-device model cache: verified artifacts, an atomic current/previous pointer, rollback.
 
-Layout: ``<root>/<model>/v<version>.zip`` (artifact bundles, verified on every load) and
-``<root>/<model>/state.json`` (current and previous version, ETag). Every write goes to a temp
-file that is renamed into place, so a crash, a full disk or a killed download leaves the cache as
-it was; only the current and previous versions are kept.
+Layout: ``<root>/<model>/v<version>.zip`` (artifact bundles, verified on every load),
+``<root>/<model>/state.json`` (current and previous version, ETag) and, once the model was
+personalised on the device, ``<root>/<model>/personalized.json`` (the head fitted here and the
+version it sits on). Every write goes to a temp file that is renamed into place, so a crash, a
+full disk or a killed download leaves the cache as it was; only the current and previous versions
+are kept, and the version a personalised head sits on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._fs import atomic_write
 from ..artifact import Manifest, ModelArtifact
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from .keys import KeyStore
 
 
+PERSONALIZED = "personalized.json"
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -40,6 +43,8 @@ class CacheState:
     etag: str | None = None
     release: int | None = None
     """The newest signed release installed: older ones are refused as replays."""
+    personalized: int | None = None
+    """The version a head personalised on this device sits on (kept while the head is)."""
 
 
 class ModelCache:
@@ -149,6 +154,40 @@ class ModelCache:
             self._save(state)
             return state.current
 
+    def save_personalized(self, version: int, record: dict[str, Any]) -> None:
+        """Keep ``record`` (a head fitted on ``version``) as this device's personalised version;
+        it replaces an earlier one."""
+        with self._lock:
+            self._write(self.dir / PERSONALIZED, json.dumps(record).encode())
+            state = self.state()
+            state.personalized = version
+            self._save(state)
+            self._prune(state)
+
+    def personalized(self) -> dict[str, Any] | None:
+        """The record of the personalised version, or None when there is none."""
+        if self.state().personalized is None:
+            return None
+        path = self.dir / PERSONALIZED
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise IntegrityError(
+                f"The personalised head in {path} is damaged ({exc}); roll back (model.rollback())"
+                " and personalise again."
+            ) from exc
+
+    def drop_personalized(self) -> None:
+        """Forget the personalised version; the server's versions are untouched."""
+        with self._lock:
+            state = self.state()
+            state.personalized = None
+            self._save(state)
+            (self.dir / PERSONALIZED).unlink(missing_ok=True)
+            self._prune(state)
+
     def _save(self, state: CacheState) -> None:
         self._write(self.dir / "state.json", json.dumps(asdict(state)).encode())
 
@@ -156,7 +195,7 @@ class ModelCache:
         write_file(path, data)
 
     def _prune(self, state: CacheState) -> None:
-        keep = {state.current, state.previous}
+        keep = {state.current, state.previous, state.personalized}
         for version in self.versions():
             if version not in keep:
                 (self.dir / f"v{version}.zip").unlink(missing_ok=True)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..artifact import Manifest, ModelArtifact
-from ..errors import IntegrityError, InvalidParameter, ModelNotFound, ModelportError
-from ..runtime import Predictor
+from ..errors import IntegrityError, InvalidInput, InvalidParameter, ModelNotFound, ModelportError
+from ..runtime import Predictor, head, image
 from ..runtime.tabular import to_columns
 from ..signing import Delivery
+from . import images
 from .cache import ModelCache
 from .remote import (
     ENCRYPTION_HEADER,
@@ -30,14 +32,17 @@ UPDATES = ("local", "background", "latest")
 
 @dataclass
 class Result:
-    """Predictions for the rows asked about, and who computed them."""
+    """Predictions for the rows or images asked about, and who computed them."""
 
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None
-    served_by: Literal["local", "remote"]
+    served_by: Literal["local", "local-personalized", "remote"]
+    """``local-personalized``: the head :meth:`Model.personalize` fitted on this device answered."""
     version: int | None
     stale: bool = False
     """True when ``update="latest"`` could not reach the server and the cached copy answered."""
+    top_k: list[list[dict[str, Any]]] | None = None
+    """Classifiers: the most probable labels of each row, best first: ``[{"label", "score"}]``."""
 
 
 @dataclass
@@ -95,32 +100,41 @@ class Model:
         self.variant = variant
         self.stale = False
         self._predictor: Predictor | None = None
+        """The server's version in use on the device."""
+        self._personal: head.HeadPredictor | None = None
+        """The version personalised on this device, which answers instead while it exists."""
         self._load_error: ModelportError | None = None
         self._lock = threading.Lock()
         self._prepared = False
 
     # -- predicting ----------------------------------------------------------------------------
 
-    def predict(self, rows: Any) -> Result:
-        """Predict for rows given as dicts, a DataFrame or columns, where the mode says."""
+    def predict(self, inputs: Any, top_k: int = 5) -> Result:
+        """Predict where the mode says, for rows (dicts, a DataFrame or columns) or, for an image
+        model, photos (JPEG/PNG/WebP bytes, file paths, PIL images, arrays, or a list of these).
+        Classifiers also give the ``top_k`` most probable labels of each. A personalised version
+        answers on the device in every mode but ``remote_only``: the server does not have it."""
+        if top_k < 1:
+            raise InvalidParameter(f"top_k must be 1 or more, not {top_k}.")
         self._prepare()
         if self.mode == "remote_only":
-            return self._remote(rows)
-        if self.mode == "local_only":
-            return self._local(rows)
+            return self._remote(inputs, top_k)
+        if self.mode == "local_only" or self._personal is not None:
+            return self._local(inputs, top_k)
         if self.mode == "prefer_remote":
             try:
-                return self._remote(rows)
+                return self._remote(inputs, top_k)
             except ServerUnavailable:
                 if self._predictor is None:
                     raise
-                return self._local(rows)
+                return self._local(inputs, top_k)
         if self._predictor is None:
-            return self._remote(rows)
-        return self._local(rows)
+            return self._remote(inputs, top_k)
+        return self._local(inputs, top_k)
 
-    def _local(self, rows: Any) -> Result:
-        predictor = self._predictor
+    def _local(self, inputs: Any, top_k: int) -> Result:
+        personal = self._personal
+        predictor = personal or self._predictor
         if predictor is None and self._load_error is not None:
             raise self._load_error
         if predictor is None:
@@ -128,24 +142,98 @@ class Model:
                 f"No local copy of '{self.ref}' is available: sync while online, or use a mode "
                 "that may call the server."
             )
-        prediction = predictor.predict(rows)
+        prediction = predictor.predict(inputs)
         return Result(
             prediction.predictions.tolist(),
             prediction.probabilities_by_label(),
-            "local",
+            "local-personalized" if personal else "local",
             predictor.manifest.version,
             self.stale,
+            prediction.top_k(top_k),
         )
 
-    def _remote(self, rows: Any) -> Result:
+    def _remote(self, inputs: Any, top_k: int) -> Result:
         assert self.remote is not None
-        if not isinstance(rows, list):
-            manifest = self._predictor.manifest if self._predictor else None
-            rows = _as_rows(rows, manifest)
-        answer = self.remote.predict(self.ref, rows)
+        manifest = self._predictor.manifest if self._predictor else None
+        if manifest.is_image if manifest else images.looks_like_images(inputs):
+            answer = self.remote.predict_images(self.ref, images.as_base64(inputs), top_k)
+        else:
+            rows = inputs if isinstance(inputs, list) else _as_rows(inputs, manifest)
+            answer = self.remote.predict(self.ref, rows)
+        probabilities = answer.get("probabilities")
         return Result(
-            answer["predictions"], answer.get("probabilities"), "remote", answer.get("version")
+            answer["predictions"],
+            probabilities,
+            "remote",
+            answer.get("version"),
+            top_k=answer.get("top_k") or _ranked(probabilities, top_k),
         )
+
+    # -- personalising on the device -----------------------------------------------------------
+
+    def personalize(self, examples: Any, labels: Sequence[str]) -> int:
+        """Learn this user's own classes on the device from a few labelled photos.
+
+        Fits a new classifier head (numpy only) over the model's embedding output: its classes
+        are exactly the distinct ``labels`` (the model's own classes are replaced, since their
+        training photos are not on the device; label a few photos of any of them to keep it).
+        The result is a local version on top of the server's version in use: kept in the cache
+        (it survives restarts, is never uploaded), answering every prediction but
+        ``remote_only`` ones (``served_by="local-personalized"``) until :meth:`rollback`. A newer
+        server version that sync installs waits behind it; personalise again to move onto it.
+        Personalising again replaces the head. Returns the server version it sits on.
+        """
+        self._prepare()
+        if self.mode == "remote_only":
+            raise InvalidParameter(
+                "personalize() trains on the device, and mode='remote_only' keeps no copy there; "
+                "use another mode."
+            )
+        predictor = self._predictor
+        if predictor is None:
+            raise self._load_error or ModelNotFound(
+                f"No local copy of '{self.ref}' to personalise: sync while online first."
+            )
+        manifest = predictor.manifest
+        if "embedding" not in manifest.outputs:
+            raise InvalidInput(
+                f"Model '{manifest.name}' has no embedding output, so it cannot be personalised: "
+                "only image models (the zoo's image-labeler, models trained from photos) have one."
+            )
+        examples = [examples] if image.is_image_like(examples) else examples
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        head.check(len(examples), labels)
+        fitted = head.fit(head.embed(predictor, examples), labels)
+        record = {
+            "version": manifest.version,
+            "sha256": manifest.sha256,
+            "labels": fitted.labels,
+            "examples": len(labels),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "head": fitted.to_dict(),
+        }
+        assert manifest.version is not None  # cached versions always have one
+        self.cache.save_personalized(manifest.version, record)
+        self._personal = head.HeadPredictor(predictor, fitted)
+        return manifest.version
+
+    def _load_personalized(self) -> None:
+        """The personalised version in the cache, on the server version it was fitted on."""
+        record = self.cache.personalized()
+        if record is None:
+            self._personal = None
+            return
+        try:
+            base, fitted = record["version"], head.Head.from_dict(record["head"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"The personalised head of '{self.cache.name}' is damaged ({exc!r}); roll back "
+                "(model.rollback()) and personalise again."
+            ) from exc
+        predictor = self._predictor
+        if predictor is None or predictor.manifest.version != base:
+            predictor = Predictor(self.cache.load(base))
+        self._personal = head.HeadPredictor(predictor, fitted)
 
     # -- keeping the local copy current --------------------------------------------------------
 
@@ -172,16 +260,18 @@ class Model:
                 threading.Thread(target=self._sync_quietly, daemon=True).start()
 
     def _load_cached(self) -> None:
-        """Load the current cached version; a damaged one falls back to the previous."""
+        """Load the current cached version (a damaged one falls back to the previous) and the
+        personalised version, if there is one."""
         state = self.cache.state()
         for version in (state.current, state.previous):
             if version is None:
                 continue
             try:
                 self._predictor = Predictor(self.cache.load(version))
-                return
+                break
             except ModelportError as exc:
                 self._load_error = exc  # said when nothing else can answer
+        self._load_personalized()
 
     def _sync_quietly(self) -> None:
         try:
@@ -190,7 +280,8 @@ class Model:
             self._emit(SyncEvent("failed", error=exc.message))
 
     def sync(self) -> int | None:
-        """Fetch a newer version if the server has one; returns the version now in use.
+        """Fetch a newer version if the server has one; returns the version now in use (a
+        personalised version keeps answering, on the version it sits on, until rollback()).
 
         Checks with the ETag first (a 304 costs no download); a new artifact is verified
         (SHA-256, and the Ed25519 signature against the pinned key) before it replaces the
@@ -233,12 +324,12 @@ class Model:
         self._predictor = loaded  # one atomic swap; the bytes were verified above
         self.stale = False
         self._emit(SyncEvent("installed", manifest.version, len(data), len(data)))
-        return manifest.version
+        return self.version
 
     def _up_to_date(self, current: Manifest | None) -> int | None:
         self.stale = False
         self._emit(SyncEvent("up_to_date", current.version if current else None))
-        return current.version if current else None
+        return self.version
 
     def _verified(self, manifest: Manifest, headers: Any, newest: int | None) -> Delivery:
         """How ``headers`` say ``manifest`` was delivered, once checked: this model, signed by the
@@ -262,24 +353,40 @@ class Model:
         return delivery
 
     def rollback(self) -> int:
-        """Go back to the previously cached version; returns it."""
-        version = self.cache.rollback()
+        """Go back: from a personalised version to the server's current one, else to the
+        previously cached version; returns the version now in use."""
+        if self.cache.state().personalized is not None:
+            self.cache.drop_personalized()
+            self._personal = None
+            version = self.cache.state().current
+            if version is None:  # pragma: no cover - a personalised model sits on a cached one
+                raise ModelNotFound(f"No server version of '{self.ref}' is cached.")
+        else:
+            version = self.cache.rollback()
         self._predictor = Predictor(self.cache.load(version))
         return version
 
     def versions(self) -> dict[str, Any]:
-        """Cached versions, the one in use and the one a rollback would restore."""
+        """Cached versions, the one in use and the one a rollback would restore; while a
+        personalised version exists, ``personalized`` describes it (it answers instead)."""
         state = self.cache.state()
-        return {
+        found: dict[str, Any] = {
             "cached": self.cache.versions(),
             "current": state.current,
             "previous": state.previous,
         }
+        record = self.cache.personalized()
+        if record is not None:
+            keys = ("version", "labels", "examples", "created")
+            found["personalized"] = {key: record.get(key) for key in keys}
+        return found
 
     @property
     def version(self) -> int | None:
-        """The local version in use (None before any is cached)."""
-        return self._predictor.manifest.version if self._predictor else None
+        """The local version in use (None before any is cached); a personalised version says
+        the server version it sits on."""
+        predictor = self._personal or self._predictor
+        return predictor.manifest.version if predictor else None
 
     def _emit(self, event: SyncEvent) -> None:
         if self.on_sync is not None:
@@ -294,6 +401,22 @@ def _delivery(headers: Any) -> Delivery:
             "The download arrived without a release number (X-Modelport-Release); it is rejected."
         )
     return Delivery(int(release), headers.get(ENCRYPTION_HEADER))
+
+
+def _ranked(
+    probabilities: list[dict[str, float]] | None, k: int
+) -> list[list[dict[str, Any]]] | None:
+    """The ``k`` most probable labels of each row, when the server did not rank them."""
+    if probabilities is None:
+        return None
+    return [
+        [{"label": label, "score": score} for label, score in sorted(row.items(), key=_score)[:k]]
+        for row in probabilities
+    ]
+
+
+def _score(item: tuple[str, float]) -> float:
+    return -item[1]
 
 
 def _as_rows(rows: Any, manifest: Any) -> list[dict[str, Any]]:

@@ -47,6 +47,11 @@ class Remote:
     def predict(self, ref: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/models/{ref}/predict", json={"rows": rows}).json()
 
+    def predict_images(self, ref: str, images: list[str], top_k: int) -> dict[str, Any]:
+        """Labels of base64-encoded photos, with every probability and the ``top_k`` best."""
+        body = {"images": images, "top_k": top_k, "probabilities": True}
+        return self._call("POST", f"/api/v1/models/{ref}/predict", json=body).json()
+
     def model_key(self, ref: str) -> bytes:
         import base64
 
