@@ -1,45 +1,70 @@
-"""`modelport predict`: a table in, the same rows with predictions (and probabilities) out."""
+"""`modelport predict`: a table in, the same rows with predictions (and probabilities) out; for an
+image model, photos in (files, globs, folders), one row per photo out."""
 
 from __future__ import annotations
 
+import glob
 import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 
 from .._fs import atomic_write
-from ..runtime import Predictor
+from ..errors import InvalidInput, InvalidParameter
+from ..runtime import Prediction, Predictor
 from ..runtime.tabular import to_columns, unseen_categories
 from ._console import check_output, err_console, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+"""The files a folder or glob contributes; a file named on its own is read whatever its name."""
+PROBABILITY_COLUMNS_UP_TO = 20
+"""Classifiers with more classes get top-k columns instead of one probability column per class."""
+BATCH = 32
+"""Photos per onnxruntime call: bounds the memory a folder of thousands needs."""
+
 
 def predict(
     ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file of rows to predict.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV or Parquet file of rows to predict; for an image model, image files, "
+            "folders (every image in them, recursively) or quoted globs."
+        ),
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
     ] = None,
+    top_k: Annotated[
+        int,
+        typer.Option(
+            "--top-k",
+            min=1,
+            help="Image models with more than 20 classes: how many labels (best first) to write.",
+        ),
+    ] = 5,
 ) -> None:
-    """Predict with a stored model; adds `prediction` and, for classifiers, `proba_<label>`."""
-    from ..data import read_table
-
+    """Predict with a stored model; adds `prediction` and, for classifiers, `proba_<label>` (or
+    top-k label and score columns for image models with many classes)."""
     if output is not None:
         check_output(output)  # before any work, and nothing gets created
     artifact = open_store().get(ref)
-    frame = read_table(data)
     predictor = Predictor(artifact)
-    result = predictor.predict(frame)
-    out = frame.copy()
-    out["prediction"] = result.predictions
-    if result.probabilities is not None and result.class_labels is not None:
-        for i, label in enumerate(result.class_labels):
-            out[f"proba_{label}"] = result.probabilities[:, i]
-    _report_unusual_values(predictor, frame)
+    if artifact.manifest.is_image:
+        out = _predict_images(predictor, _image_files(data), top_k)
+    else:
+        if len(data) != 1:
+            raise InvalidParameter(
+                f"Model '{artifact.manifest.name}' predicts rows of a table: give one CSV or "
+                f"Parquet file, not {len(data)} paths."
+            )
+        out = _predict_rows(predictor, data[0])
     buffer = io.StringIO()
     out.to_csv(buffer, index=False)
     if output is None:
@@ -50,6 +75,86 @@ def predict(
             f"Wrote {len(out)} predictions of {artifact.manifest.name}:"
             f"{artifact.manifest.version} to {output}."
         )
+
+
+def _predict_rows(predictor: Predictor, data: Path) -> pd.DataFrame:
+    from ..data import read_table
+
+    frame = read_table(data)
+    result = predictor.predict(frame)
+    out = frame.copy()
+    out["prediction"] = result.predictions
+    if result.probabilities is not None and result.class_labels is not None:
+        for i, label in enumerate(result.class_labels):
+            out[f"proba_{label}"] = result.probabilities[:, i]
+    _report_unusual_values(predictor, frame)
+    return out
+
+
+def _predict_images(predictor: Predictor, files: list[Path], top_k: int) -> pd.DataFrame:
+    """One row per photo: ``path``, ``prediction`` and the probabilities or top-k columns."""
+    import pandas as pd
+
+    batches = [
+        predictor.predict([str(f) for f in files[i : i + BATCH]])
+        for i in range(0, len(files), BATCH)
+    ]
+    first = batches[0]
+    result = Prediction(
+        np.concatenate([b.predictions for b in batches]),
+        None if first.probabilities is None else np.vstack([b.probabilities for b in batches]),
+        first.class_labels,
+    )
+    columns: dict[str, list] = {
+        "path": [str(f) for f in files],
+        "prediction": result.predictions.tolist(),
+    }
+    labels = result.class_labels
+    if result.probabilities is not None and labels is not None:
+        if len(labels) <= PROBABILITY_COLUMNS_UP_TO:
+            for i, label in enumerate(labels):
+                columns[f"proba_{label}"] = result.probabilities[:, i].tolist()
+        else:
+            ranked = result.top_k(top_k) or []
+            for rank in range(len(ranked[0])):
+                columns[f"top{rank + 1}_label"] = [row[rank]["label"] for row in ranked]
+                columns[f"top{rank + 1}_score"] = [row[rank]["score"] for row in ranked]
+    return pd.DataFrame(columns)
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The photos ``paths`` name: files as given, folders' image files (recursively, sorted),
+    globs' matches; a path that names nothing is an error."""
+    files: list[Path] = []
+    skipped = 0
+    for path in paths:
+        if path.is_file():
+            files.append(path)
+            continue
+        matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
+        if not matches:
+            raise InvalidInput(
+                f"{path} does not exist (no file, folder or glob match). Give image files, "
+                "folders of them, or a quoted glob such as 'photos/*.jpg'."
+            )
+        for match in matches:
+            inside = (
+                sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
+            )
+            images = [p for p in inside if match.is_file() or p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped += len(inside) - len(images)
+            files += images
+    if skipped:
+        err_console.print(
+            f"[yellow]note:[/] skipped {skipped} file(s) whose names are not those of images "
+            f"({', '.join(IMAGE_SUFFIXES)})."
+        )
+    if not files:
+        raise InvalidInput(
+            f"There are no image files in {', '.join(map(str, paths))}: modelport reads "
+            f"{', '.join(IMAGE_SUFFIXES)} files."
+        )
+    return files
 
 
 def _report_unusual_values(predictor: Predictor, frame: pd.DataFrame) -> None:
