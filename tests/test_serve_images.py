@@ -422,6 +422,15 @@ def test_the_wrong_form_of_input_says_which_form_the_model_takes(served):
     assert response.status_code == 400 and "no image files" in response.json()["error"]
 
 
+def test_an_upload_from_another_origin_is_refused(served):
+    server, _ = served
+    files = [("image", ("a.jpg", picture("red"), "image/jpeg"))]
+    foreign = simple(server, "colours", files=files, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "evil.example" in foreign.json()["error"]
+    own = simple(server, "colours", files=files, headers={"Origin": server.url})
+    assert own.status_code == 200 and own.json()["predictions"] == ["red"]
+
+
 def test_concurrent_requests_get_their_own_answers(served):
     server, _ = served
     colours = COLOURS * 8

@@ -82,7 +82,9 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     manifest = model.manifest
     call.model = manifest.name
     if manifest.is_image:
-        feeds = await images.encode(model, _images(manifest, decoded.inputs))
+        found = _images(manifest, decoded.inputs)
+        ctx.check_rows(len(found))  # before decoding them
+        feeds = await images.encode(model, found)
     elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
