@@ -246,7 +246,11 @@ def wait_for_keys(url: str, secret: str, status: int, timeout: float = 30) -> No
         time.sleep(0.05)
 
 
-def test_client_examples(churn_server, tmp_path, monkeypatch):
+def test_client_examples(churn_server, examples, modelport, tmp_path, monkeypatch):
+    monkeypatch.chdir(examples)  # the page's photos
+    for command in console_commands(REPO / "docs" / "client.md"):
+        if command[:2] == ["modelport", "zoo"]:  # models the page's server needs
+            modelport(*command[1:], cwd=examples)
     namespace = {"URL": churn_server.url, "CACHE": tmp_path / "device-cache"}
     for block in python_blocks(REPO / "docs" / "client.md"):
         exec(compile(block, "docs/client.md", "exec"), namespace)
