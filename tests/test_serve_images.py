@@ -259,7 +259,7 @@ def test_tfserving_b64_instances_and_metadata(served, labeller):
     assert inputs["image"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
 
 
-def flower_photos(per_class: int = 2) -> list[Path]:
+def flower_photos(per_class: int = 4) -> list[Path]:
     folder = SHARED_DATA / "flower_photos"
     if not folder.is_dir():
         pytest.skip("../shared/data/flower_photos is not available")

@@ -53,7 +53,7 @@ def test_tritonclient_with_default_arguments(served, expected):
     meta = client.get_model_metadata("churn")
     assert [i["name"] for i in meta["inputs"]] == ["age", "monthly fee", "plan", "region"]
     assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification"]
     result = client.infer("churn", _triton_inputs(client, binary=True))  # all defaults: binary
     assert [v.decode() for v in result.as_numpy("label")] == expected.predictions.tolist()
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected.probabilities, atol=1e-6)

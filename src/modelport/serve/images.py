@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,12 +121,12 @@ def wrong_form(manifest: Manifest, images_sent: bool, how: str) -> InvalidInput:
     return InvalidInput(f"Model '{manifest.name}' takes images, not rows. Send {how}.")
 
 
+@dataclass
 class Form:
     """A multipart/form-data body: the files it holds (in order) and its text fields."""
 
-    def __init__(self, files: list[bytes], fields: dict[str, str]) -> None:
-        self.files = files
-        self.fields = fields
+    files: list[bytes]
+    fields: dict[str, str]
 
     @classmethod
     async def parse(cls, headers: Headers, body: bytes, max_files: int, known: set[str]) -> Form:

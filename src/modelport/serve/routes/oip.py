@@ -26,7 +26,7 @@ from ..dataplane import (
 )
 from ..tensors import HEADER_LENGTH, classification, decode_request, encode_response, texts
 
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "classification"]
 BODY_TYPES = (JSON, "application/octet-stream", "")
 """tritonclient sends no Content-Type; binary tensor requests may say octet-stream."""
 
