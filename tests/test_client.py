@@ -55,7 +55,7 @@ def lin(shared_server):
 def test_the_client_package_is_light():
     code = (
         "import sys, modelport.client; heavy = {'pandas', 'sklearn', 'flaml', 'sqlalchemy', "
-        "'starlette', 'uvicorn', 'torch', 'pydantic', 'lightgbm'}; "
+        "'starlette', 'uvicorn', 'torch', 'pydantic', 'lightgbm', 'onnx', 'scipy'}; "
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

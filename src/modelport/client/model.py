@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
+
 from ..artifact import Manifest, ModelArtifact
 from ..errors import IntegrityError, InvalidInput, InvalidParameter, ModelNotFound, ModelportError
 from ..runtime import Predictor, head, image
@@ -200,7 +202,10 @@ class Model:
                 f"Model '{manifest.name}' has no embedding output, so it cannot be personalised: "
                 "only image models (the zoo's image-labeler, models trained from photos) have one."
             )
-        examples = [examples] if image.is_image_like(examples) else examples
+        if image.is_image_like(examples):
+            examples = [examples]
+        elif not isinstance(examples, np.ndarray):
+            examples = list(examples)  # a generator, a tuple ...
         labels = [labels] if isinstance(labels, str) else list(labels)
         head.check(len(examples), labels)
         fitted = head.fit(head.embed(predictor, examples), labels)
