@@ -15,8 +15,9 @@ from pathlib import Path
 from .._fs import atomic_write
 from ..artifact import ModelArtifact
 from ..errors import IntegrityError, InvalidInput, ModelNotFound
+from ..export.quantize import add_int8
 
-BUILD = 2
+BUILD = 3
 """Bumped when a builder changes its output, so cached builds are made again."""
 
 
@@ -81,7 +82,7 @@ def load(name: str, cache: Path) -> ModelArtifact:
             return ModelArtifact.load(path)
         except (IntegrityError, InvalidInput):  # a damaged cache entry is made again
             path.unlink()
-    artifact = model.build(name)
+    artifact = add_int8(model.build(name))
     cache.mkdir(parents=True, exist_ok=True)
     atomic_write(path, artifact.to_bytes())
     return artifact
