@@ -1,6 +1,7 @@
 """Image models in the device SDK: every input form, local vs remote on real photos, modes and
 fallback, and personalisation on the device (numpy head, local version, restart, sync, rollback)."""
 
+import io
 import json
 from pathlib import Path
 
@@ -45,12 +46,16 @@ def client(served, tmp_path):
 
 
 def every_form() -> list:
-    """The two sample photos as bytes, a path (str and Path), a PIL image and an array."""
+    """The two sample photos as bytes, a path (str and Path), PIL images (one a large JPEG the
+    device decodes at a reduced scale, one already loaded) and an array."""
+    large = io.BytesIO()
+    Image.open(PALACE).resize((2560, 1708)).save(large, "JPEG", quality=90)
     return [
         PALACE.read_bytes(),
         str(FLOWER),
         PALACE,
-        Image.open(FLOWER),
+        Image.open(large),
+        Image.open(FLOWER).convert("L"),
         np.asarray(Image.open(PALACE)),
     ]
 
@@ -69,15 +74,13 @@ def test_local_and_remote_agree_on_real_photos_in_every_form(client):
     remote = client.model("labeler", mode="remote_only").predict(every_form(), top_k=3)
     assert (local.served_by, remote.served_by) == ("local", "remote")
     assert local.version == remote.version == 1
-    assert (
-        local.predictions == remote.predictions == ["palace", "daisy", "palace", "daisy", "palace"]
-    )
+    expected = ["palace", "daisy", "palace", "palace", "daisy", "palace"]
+    assert local.predictions == remote.predictions == expected
     for a, b in zip(local.probabilities, remote.probabilities, strict=True):
         assert len(a) == 1000 and a.keys() == b.keys()
         assert max(abs(a[k] - b[k]) for k in a) < 1e-4
-    assert [len(row) for row in local.top_k] == [5] * 5 and [len(r) for r in remote.top_k] == [
-        3
-    ] * 5
+    assert [len(row) for row in local.top_k] == [5] * 6
+    assert [len(row) for row in remote.top_k] == [3] * 6
     for row, other in zip(local.top_k, remote.top_k, strict=True):
         assert [r["label"] for r in row[:3]] == [r["label"] for r in other]
         assert row[0]["score"] == pytest.approx(other[0]["score"], abs=1e-4)

@@ -1,7 +1,8 @@
 """Photos as the server's simple JSON API takes them: base64 strings of encoded files.
 
-Encoded files (bytes, paths) are sent as they are, so the server decodes exactly what the device
-would; PIL images and arrays are sent as lossless PNG of their upright RGB pixels.
+Encoded files (bytes, paths, PIL images whose pixels are not read yet) are sent as they are, so
+the server decodes exactly what the device would; other PIL images and arrays are sent as
+lossless PNG of their upright RGB pixels.
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ def _encoded(item: Any, name: str) -> bytes:
                 return handle.read()
         except OSError as exc:
             raise InvalidInput(f"Cannot read the image file {item}: {exc.strerror}.") from exc
+    original = _unread_file(item)
+    if original is not None:
+        return original
     buffer = io.BytesIO()
     image.to_rgb(item, name).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def _unread_file(item: Any) -> bytes | None:
+    """The file a PIL image was opened from, while its pixels are still unread: the device may
+    decode such a JPEG at a reduced scale, so the server gets the same file to do the same."""
+    handle = getattr(item, "fp", None)  # PIL's ImageFile: its file, and tiles still to decode
+    if handle is None or not getattr(item, "tile", None):
+        return None
+    position = handle.tell()
+    handle.seek(0)
+    data = handle.read()
+    handle.seek(position)
+    return data
