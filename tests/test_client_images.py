@@ -16,11 +16,12 @@ from modelport.errors import IntegrityError, InvalidInput, InvalidParameter
 from modelport.runtime import head
 
 from .artifacts import linear_artifact
-from .conftest import Server, free_port, zoo_model
+from .conftest import SHARED_DATA, Server, free_port, zoo_model
 from .serving import wait_until
 
 SAMPLES = Path(sklearn.datasets.__file__).parent / "images"
 PALACE, FLOWER = SAMPLES / "china.jpg", SAMPLES / "flower.jpg"
+FLOWER_KINDS = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,18 @@ def test_local_and_remote_agree_on_real_photos_in_every_form(client):
         assert [r["label"] for r in row[:3]] == [r["label"] for r in other]
         assert row[0]["score"] == pytest.approx(other[0]["score"], abs=1e-4)
         assert row[0]["score"] > row[1]["score"] > row[2]["score"]
+
+
+def test_local_and_remote_agree_on_flower_photos(client):
+    folder = SHARED_DATA / "flower_photos"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/flower_photos is not available")
+    photos = [photo for kind in FLOWER_KINDS for photo in sorted((folder / kind).glob("*.jpg"))[:3]]
+    local = client.model("labeler", mode="local_only", update="latest").predict(photos)
+    remote = client.model("labeler", mode="remote_only").predict(photos)
+    assert local.predictions == remote.predictions and len(local.predictions) == 15
+    for a, b in zip(local.probabilities, remote.probabilities, strict=True):
+        assert max(abs(a[k] - b[k]) for k in a) < 1e-4
 
 
 def test_modes_fall_back_for_images_as_for_rows(client, served, tmp_path):
