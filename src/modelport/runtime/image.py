@@ -86,6 +86,11 @@ def prepare(images: Any, spec: ImageSpec) -> np.ndarray:
             f"Cannot read images from a {type(images).__name__}. Pass JPEG/PNG/WebP bytes, a "
             "file path, a PIL image, an array of shape (height, width, 3), or a list of these."
         )
+    if isinstance(images, np.ndarray) and images.ndim != 4:
+        raise InvalidInput(
+            f"An array of shape {images.shape} is neither an image (height, width[, 3 or 4]) nor "
+            "a batch of them (n, height, width, 3). Reshape it, or pass a list of images."
+        )
     if len(images) == 0:
         raise InvalidInput("There are no images to predict: the list is empty. Send at least one.")
     batch = np.empty((len(images), spec.size, spec.size, 3), dtype=np.uint8)
@@ -147,12 +152,17 @@ def _open(source: Any, name: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(handle, formats=FORMATS)
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError as exc:  # PIL's own limit, about twice modelport's
         raise PayloadTooLarge(
-            f"{name} is larger than the {MAX_PIXELS:,} pixels modelport decodes ({exc}). "
-            "Scale it down before sending it."
+            f"{name} is larger than the {MAX_PIXELS:,} pixels modelport decodes. Scale it down "
+            "before sending it."
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+    except Image.UnidentifiedImageError as exc:  # its text holds the repr of a file object
+        raise InvalidInput(
+            f"{name} is not an image modelport can read: it holds no JPEG, PNG, WebP, BMP, TIFF "
+            "or GIF data. Send a photo in one of those formats."
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(
             f"{name} is not an image modelport can read: {exc}. Send JPEG, PNG, WebP, BMP, TIFF "
             "or a still GIF."
@@ -191,7 +201,9 @@ def _from_array(array: np.ndarray, name: str) -> Any:
     if array.size == 0:
         raise InvalidInput(f"{name} is an empty array.")
     if array.shape[0] * array.shape[1] > MAX_PIXELS:
-        raise PayloadTooLarge(f"{name} has more than {MAX_PIXELS:,} pixels; scale it down.")
+        raise PayloadTooLarge(
+            f"{name} has more than the {MAX_PIXELS:,} pixels modelport decodes; scale it down."
+        )
     if array.dtype == np.uint16:
         array = np.round(array / 257.0).astype(np.uint8)
     elif np.issubdtype(array.dtype, np.floating):
