@@ -445,6 +445,25 @@ def test_concurrent_requests_get_their_own_answers(served):
     assert answers == [[c, c] for c in colours]
 
 
+def test_a_large_request_runs_in_chunks_of_at_most_eight_images(served):
+    server, _ = served
+    colours = [COLOURS[i % 3] for i in range(20)]
+    answer = simple(server, "colours", json={"images": [b64(picture(c)) for c in colours]})
+    assert answer.json()["predictions"] == colours
+    metrics = httpx.get(f"{server.url}/metrics").text
+    calls = _sample(metrics, 'modelport_batch_rows_count{model="colours"}')
+    assert _sample(metrics, 'modelport_batch_rows_bucket{le="8.0",model="colours"}') == calls
+    assert _sample(metrics, 'modelport_batch_rows_sum{model="colours"}') >= 20
+    # a bad image is named by its place in the whole request, not in its chunk
+    images = [b64(picture("red"))] * 12 + ["not base64!"] + [b64(picture("red"))] * 7
+    refused = simple(server, "colours", json={"images": images})
+    assert refused.status_code == 400 and "Image 13 of 20" in refused.json()["error"]
+
+
+def _sample(metrics: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name))
+
+
 def test_the_batcher_merges_image_feeds_and_splits_the_answers():
     predictor = Predictor(colour_artifact())
     sizes: list[int] = []

@@ -16,7 +16,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..artifact import Manifest
 from ..errors import InvalidInput
-from ..runtime import Prediction
+from ..runtime import Prediction, image
+from .context import Call, ServerContext
 from .models import LoadedModel
 
 DEFAULT_TOP_K = 5
@@ -54,21 +55,47 @@ def _kind(value: Any) -> str:
     return "null" if value is None else f"a JSON {type(value).__name__}"
 
 
-async def encode(model: LoadedModel, images: list[Any]) -> dict[str, np.ndarray]:
-    """The model's feeds for images given as file bytes or base64 forms (see
-    :func:`from_base64`), decoded and resized in a worker thread: a photo takes milliseconds
-    to decode, which on the event loop would stall every other request."""
+async def predict(
+    ctx: ServerContext, call: Call, model: LoadedModel, images: list[Any]
+) -> Prediction:
+    """Predict images given as file bytes or base64 forms (see :func:`from_base64`), a chunk
+    of at most the batcher's size at a time: a CNN's memory grows with its batch (the labeller
+    needs ~650 MB more for 64 images), so a large request must not become one call. Chunks are
+    decoded in a worker thread: a photo takes milliseconds, which on the event loop would stall
+    every other request."""
     if not images:
         raise InvalidInput("There are no images to predict: the list is empty. Send at least one.")
-    return await asyncio.to_thread(_encode, model, images)
+    ctx.check_rows(len(images))  # before decoding any
+    size, parts, seconds = model.batcher.max_size, [], 0.0
+    for start in range(0, len(images), size):
+        chunk = images[start : start + size]
+        feeds = await asyncio.to_thread(_encode, model, chunk, start, len(images))
+        parts.append(await ctx.predict(call, model, feeds))
+        seconds += call.compute_seconds
+    call.rows, call.compute_seconds = len(images), seconds
+    return parts[0] if len(parts) == 1 else _joined(parts)
 
 
-def _encode(model: LoadedModel, images: list[Any]) -> dict[str, np.ndarray]:
-    files = [
-        image if isinstance(image, bytes) else from_base64(image, _position(i, len(images)))
-        for i, image in enumerate(images)
-    ]
-    return model.predictor.encode(files)
+def _joined(parts: list[Prediction]) -> Prediction:
+    probabilities = [p.probabilities for p in parts]
+    return Prediction(
+        np.concatenate([p.predictions for p in parts]),
+        None if probabilities[0] is None else np.concatenate(probabilities),
+        parts[0].class_labels,
+    )
+
+
+def _encode(model: LoadedModel, images: list[Any], first: int, count: int) -> dict[str, np.ndarray]:
+    """The feeds for images ``first ...`` of a request of ``count`` (errors name their place in
+    the whole request, not in the chunk)."""
+    spec = model.predictor.image_spec
+    assert spec is not None
+    batch = np.empty((len(images), spec.size, spec.size, 3), dtype=np.uint8)
+    for i, item in enumerate(images):
+        name = _position(first + i, count)
+        data = item if isinstance(item, bytes) else from_base64(item, name)
+        batch[i] = image.prepare_one(data, spec, name)
+    return {model.manifest.inputs[0].onnx_name or "image": batch}
 
 
 def _position(index: int, count: int) -> str:

@@ -82,14 +82,13 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     manifest = model.manifest
     call.model = manifest.name
     if manifest.is_image:
-        found = _images(manifest, decoded.inputs)
-        ctx.check_rows(len(found))  # before decoding them
-        feeds = await images.encode(model, found)
+        prediction = await images.predict(ctx, call, model, _images(manifest, decoded.inputs))
     elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
         feeds = encode_tensors(manifest, texts(decoded.inputs))
-    outputs = output_tensors(manifest, await ctx.predict(call, model, feeds))
+        prediction = await ctx.predict(call, model, feeds)
+    outputs = output_tensors(manifest, prediction)
     if decoded.outputs is not None:
         unknown = [name for name in decoded.outputs if name not in outputs]
         if unknown:

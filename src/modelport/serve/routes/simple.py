@@ -109,8 +109,7 @@ async def _predict_images(
         raise InvalidInput(f'"images" must be a list: {IMAGE_FORM}.')
     k = images.top_k(body.get("top_k"), images.classes(manifest))
     with_probabilities = images.flag(body.get("probabilities"), "probabilities")
-    ctx.check_rows(len(found))
-    prediction = await ctx.predict(call, model, await images.encode(model, found))
+    prediction = await images.predict(ctx, call, model, found)
     answer = {
         "model": manifest.name,
         "version": manifest.version,

@@ -166,8 +166,7 @@ async def _predict_images(
     if not isinstance(found, list):
         raise InvalidInput(f"Model '{manifest.name}' takes images: send {IMAGE_FORM}.")
     found = [_unwrap(item, name, manifest) for item in found]
-    ctx.check_rows(len(found))
-    prediction = await ctx.predict(call, model, await images.encode(model, found))
+    prediction = await images.predict(ctx, call, model, found)
     outputs = {k: plain(v) for k, v in output_tensors(manifest, prediction).items()}
     outputs["top_k"] = images.ranked(prediction, images.top_k(None, images.classes(manifest)))
     return _answer(body, outputs)
