@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +14,7 @@ from rich.markup import escape
 
 from ..artifact import Manifest
 from ..config import Settings
+from ..errors import InvalidParameter
 from ..refs import check_name
 from ._console import console, err_console, open_store, print_json
 from ._live import LiveTraining
@@ -21,9 +24,19 @@ if TYPE_CHECKING:  # the training stack (FLAML, LightGBM ...) loads only when a 
 
 
 def train(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with a header row.")],
-    target: Annotated[str, typer.Option(help="The column to predict.")],
-    name: Annotated[str, typer.Option(help="Model name in the store.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file with a header row; or photos: a folder with one sub-folder "
+            "per class, a zip of such folders, or a CSV of path,label."
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option(help="The column to predict (tables; not for photos).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name in the store (photos: default the folder's).")
+    ] = None,
     time_budget: Annotated[float, typer.Option(help="Seconds for the whole run.")] = 60.0,
     task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
     metric: Annotated[str, typer.Option(help="Search metric, or auto.")] = "auto",
@@ -36,11 +49,25 @@ def train(
         str | None,
         typer.Option(help="local, or ray: trials in parallel on Ray (MODELPORT_TRAIN_BACKEND)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Photos: write the report (confusion matrix, worst photos) as PNG here."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
-    """Train a model on a table with AutoML, export it to ONNX and register it."""
+    """Train a model on a table or on labelled photos with AutoML, export it to ONNX and
+    register it."""
     from ..data import check_target, read_table
+    from ..data.images import is_image_dataset
 
+    if target is None and is_image_dataset(data):
+        return _train_images(data, name, time_budget, seed, alias, report, json_output)
+    if target is None or name is None:
+        raise InvalidParameter(
+            f"Training on the table {data} needs --target (the column to predict) and --name "
+            "(the model's name in the store). Photos need neither: give a folder with one "
+            "sub-folder per class, a zip of such folders, or a CSV of path,label."
+        )
     check_name(name)  # fail before minutes of training, not after
     store = open_store()
     frame = read_table(data)
@@ -48,17 +75,13 @@ def train(
     from ..train import TabularAutoML  # seconds of imports: after the input proved usable
 
     display = LiveTraining(enabled=not json_output)
-
-    def show(event: TrainingEvent) -> None:
-        display.update(event.progress, event.message, [r.to_dict() for r in event.leaderboard])
-
     automl = TabularAutoML(
         task=task,
         time_budget=time_budget,
         metric=metric,
         seed=seed,
         estimators=tuple(estimators.split(",")) if estimators else None,
-        callback=show,
+        callback=_shown_on(display),
         backend=_backend(backend, store.settings),
     )
     with display:
@@ -95,6 +118,95 @@ def train(
     _print_registered(manifest, rows=data)
 
 
+def _train_images(
+    data: Path,
+    name: str | None,
+    time_budget: float,
+    seed: int,
+    alias: list[str],
+    report: Path | None,
+    json_output: bool,
+) -> None:
+    """``train`` on photos: a head over the zoo labeller's features, one ONNX graph."""
+    import tempfile
+
+    from ..data.datasets import Limits
+    from ..data.images import read_images
+
+    name = check_name(name or _name_of(data))
+    store = open_store()
+    settings = store.settings
+    with tempfile.TemporaryDirectory(prefix="modelport-photos-") as unpacked:
+        limits = Limits(settings.max_unpacked_bytes, settings.max_archive_files)
+        dataset = read_images(data, Path(unpacked), limits)
+        from ..train.image import ImageAutoML, feature_cache  # after the photos proved usable
+
+        display = LiveTraining(enabled=not json_output)
+        automl = ImageAutoML(
+            zoo_cache=settings.resolved_zoo_cache,
+            feature_cache=feature_cache(settings.home),
+            time_budget=time_budget,
+            seed=seed,
+            callback=_shown_on(display),
+        )
+        with display:
+            automl.fit(dataset)
+        artifact = automl.to_artifact(name, description=f"Image AutoML on {data.name}")
+        if report is not None:
+            from .._fs import atomic_write
+            from ..train.image_report import render_report
+
+            photos = automl.report_
+            atomic_write(report, render_report(photos, lambda photo: dataset.root / photo))
+    manifest = store.register(artifact, aliases=tuple(alias))
+    source = manifest.source
+    if json_output:
+        print_json(
+            {
+                "name": manifest.name,
+                "version": manifest.version,
+                "reference": f"{manifest.name}:{manifest.version}",
+                "task": manifest.task,
+                "classes": manifest.class_labels,
+                "photos": dataset.counts(),
+                "skipped": dataset.skipped,
+                "estimator": source["estimator"],
+                "metrics": manifest.metrics,
+                "parity": source["parity"],
+                "fit_seconds": source["fit_seconds"],
+                "feature_seconds": source["feature_seconds"],
+                "cached_photos": source["cached_photos"],
+                "leaderboard": source["leaderboard"],
+                "report": str(report) if report is not None else None,
+            }
+        )
+        return
+    if dataset.skipped:
+        shown = ", ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else "")
+        err_console.print(
+            f"[yellow]note:[/] {len(dataset.skipped)} file(s) without a photo's name were left "
+            f"out: {escape(shown)}"
+        )
+    worst = len(automl.report_["worst"])
+    if report is not None:
+        console.print(f"Report (confusion matrix, the {worst} least sure photos): {report}")
+    _print_registered(manifest, rows=data if data.is_dir() else "PHOTO.jpg")
+
+
+def _name_of(data: Path) -> str:
+    """A model name from the folder's or file's name: 'Flower Photos.zip' -> 'flower-photos'."""
+    stem = data.resolve().name if data.is_dir() else data.stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._").lower()[:64]
+    return name or "photos"
+
+
+def _shown_on(display: LiveTraining) -> Callable[[TrainingEvent], None]:
+    def show(event: TrainingEvent) -> None:
+        display.update(event.progress, event.message, [r.to_dict() for r in event.leaderboard])
+
+    return show
+
+
 def import_model(
     path: Annotated[
         Path,
@@ -126,7 +238,7 @@ def import_model(
     _print_registered(manifest, rows=sample)
 
 
-def _print_registered(manifest: Manifest, rows: Path | None) -> None:
+def _print_registered(manifest: Manifest, rows: Path | str | None) -> None:
     """What was registered, and commands that work as shown (``rows``: a file of the user's whose
     columns the model takes; predict keeps and ignores extra columns such as the target)."""
     ref = f"{manifest.name}:{manifest.version}"
