@@ -45,6 +45,10 @@ bench-profile: install
 bench-client: install
 	$(BIN)/python bench/client.py
 
+.PHONY: bench-images
+bench-images: install  # the image labeller: onnxruntime vs PyTorch, preprocessing, int8, ORT format
+	$(BIN)/python bench/images.py
+
 bench-training: install
 	command -v hey >/dev/null || apt-get install -y hey
 	$(BIN)/python bench/training.py
