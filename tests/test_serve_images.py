@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import struct
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -308,8 +309,9 @@ def animated_gif() -> bytes:
     return buffer.getvalue()
 
 
-def huge_png(side: int = 20_000) -> bytes:
-    """A complete, valid 20,000 x 20,000 grey PNG (400 MP), 1.7 MB compressed."""
+def blank_png(side: int = 20_000) -> bytes:
+    """A complete, valid black PNG of ``side`` x ``side`` pixels, cheaply made (20,000: 400 MP
+    in 1.7 MB)."""
     deflate = zlib.compressobj(1)
     rows = bytes((side + 1) * 1000)  # 1,000 rows: a filter byte and the pixels each
     data = b"".join(deflate.compress(rows) for _ in range(side // 1000)) + deflate.flush()
@@ -346,7 +348,7 @@ def test_bad_images_are_refused_with_the_reason(served, image, status, says):
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(served):
     server, _ = served
-    bomb = huge_png()
+    bomb = blank_png()
     assert len(bomb) < BODY_LIMIT
     response = simple(server, "colours", files=[("image", ("bomb.png", bomb, "image/png"))])
     assert response.status_code == 413, response.text
@@ -429,6 +431,25 @@ def test_an_upload_from_another_origin_is_refused(served):
     assert foreign.status_code == 403 and "evil.example" in foreign.json()["error"]
     own = simple(server, "colours", files=files, headers={"Origin": server.url})
     assert own.status_code == 200 and own.json()["predictions"] == ["red"]
+
+
+def test_decoding_does_not_hold_the_event_loop(served):
+    server, _ = served
+    large = ("large.png", blank_png(8000), "image/png")  # 64 MP: a second or more to decode
+    finished = []
+
+    def slow() -> httpx.Response:
+        response = simple(server, "colours", files=[("image", large), ("image", large)])
+        finished.append(time.monotonic())
+        return response
+
+    with ThreadPoolExecutor(1) as pool:
+        decoding = pool.submit(slow)
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/v2/health/live", timeout=60).status_code == 200
+        answered = time.monotonic()
+        assert decoding.result().status_code == 200
+    assert answered < finished[0], "the server answered nothing while it decoded images"
 
 
 def test_concurrent_requests_get_their_own_answers(served):
