@@ -65,6 +65,7 @@ ROUTE_SCOPES = {
     ("DELETE", "/api/v1/jobs/{id}"): "train",
     ("GET", "/api/v1/jobs/{id}/events"): "train",
     ("GET", "/api/v1/jobs/{id}/logs"): "train",
+    ("GET", "/api/v1/jobs/{id}/report"): "train",
     ("GET", "/metrics"): "metrics",
     ("GET", "/openapi.json"): None,
     ("GET", "/docs"): None,

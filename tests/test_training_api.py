@@ -237,11 +237,11 @@ def test_images_text_and_parquet_datasets(hosted):
     assert text["kind"] == "text" and text["classes"] == {"1": 10, "0": 10}
     table = upload(client, parquet_bytes(), "cancer.parquet").json()
     assert table["format"] == "parquet" and table["rows"] == 569
-    automl_on_images = client.post(
-        "/api/v1/jobs", json={"dataset": images["id"], "name": "pics", "target": "label"}
+    column_of_images = client.post(  # image AutoML itself: tests/test_train_images.py
+        "/api/v1/jobs", json={"dataset": images["id"], "name": "pics", "target": "species"}
     )
-    assert automl_on_images.status_code == 400
-    assert "script" in automl_on_images.json()["error"]
+    assert column_of_images.status_code == 400
+    assert "folders" in column_of_images.json()["error"]
     assert client.delete(f"/api/v1/datasets/{images['id']}").json() == {"deleted": images["id"]}
     assert client.get(f"/api/v1/datasets/{images['id']}").status_code == 404
 

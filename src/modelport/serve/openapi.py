@@ -246,6 +246,13 @@ SPEC: dict[str, Any] = {
                 [ID_PARAM, {"name": "tail", "in": "query", "schema": {"type": "integer"}}],
             )
         },
+        "/api/v1/jobs/{id}/report": {
+            "get": _op(
+                "An image job's report (PNG): confusion matrix, least-sure photos",
+                "training",
+                [ID_PARAM],
+            )
+        },
         "/metrics": {"get": _op("Prometheus metrics", "operations")},
     },
     "components": {

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -38,6 +38,9 @@ from .leaderboard import LeaderboardRow
 from .metrics import test_scores
 from .tabular import TrainingEvent
 from .versions import library_versions
+
+if TYPE_CHECKING:
+    from .spec import JobSpec
 
 BACKBONES = ("image-labeler", "image-labeler-lite2")
 TEST_SHARE = 0.2
@@ -323,3 +326,25 @@ def _fingerprint(digests: list[str], labels: list[str]) -> str:
     """The photos (by content) and their labels, independent of file names and order."""
     pairs = sorted(f"{d}:{label}" for d, label in zip(digests, labels, strict=True))
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
+
+
+def run_image_job(spec: JobSpec, data_path: Path, callback: Callback) -> ModelArtifact:
+    """A hosted job on an uploaded image zip: unpack it, train, return the artifact."""
+    import tempfile
+
+    from ..config import Settings
+    from ..data.datasets import Limits
+    from ..data.images import read_images
+
+    settings = Settings()
+    limits = Limits(settings.max_unpacked_bytes, settings.max_archive_files)
+    with tempfile.TemporaryDirectory(prefix="modelport-job-") as folder:
+        dataset = read_images(data_path, Path(folder), limits)
+        automl = ImageAutoML(
+            zoo_cache=settings.resolved_zoo_cache,
+            feature_cache=feature_cache(settings.home),
+            time_budget=spec.time_budget,
+            seed=spec.seed,
+            callback=callback,
+        ).fit(dataset)
+    return automl.to_artifact(spec.name, description=f"Image AutoML job on dataset {spec.dataset}")

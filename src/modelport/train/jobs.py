@@ -29,10 +29,6 @@ def run_job(
         return _run_script(spec, data_path, kind, emit)
     from .tabular import TabularAutoML, TrainingEvent
 
-    frame = read_table(data_path)
-    assert spec.target is not None
-    check_target(frame, spec.target, spec.task)
-
     def forward(event: TrainingEvent) -> None:
         emit(
             {
@@ -43,6 +39,13 @@ def run_job(
             }
         )
 
+    if kind == "images":
+        from .image import run_image_job
+
+        return run_image_job(spec, data_path, forward)
+    frame = read_table(data_path)
+    assert spec.target is not None
+    check_target(frame, spec.target, spec.task)
     automl = TabularAutoML(
         task=spec.task,
         time_budget=spec.time_budget,

@@ -100,21 +100,28 @@ class JobSpec:
             raise InvalidParameter(
                 f"Unknown estimator(s) {unknown}. Choose from: {', '.join(ESTIMATOR_NAMES)}."
             )
-        if self.script is None and self.target is None:
-            raise InvalidTarget(
-                "The job needs 'target': the column to predict (or a 'script' with your own "
-                "training code)."
-            )
 
     def check_dataset(self, kind: str, columns: list[dict[str, str]]) -> None:
         """The dataset must fit the job: AutoML needs a table that holds the target, of a type
-        that fits the task and the metric."""
+        that fits the task and the metric, or photos (whose classes are their folders)."""
         if self.script is not None:
+            return
+        if kind == "images":
+            if self.target not in (None, "label"):
+                raise InvalidTarget(
+                    "An image dataset's classes are its folders, so it has no columns to pick: "
+                    "leave 'target' out."
+                )
             return
         if kind != "table":
             raise InvalidParameter(
-                f"AutoML trains on tables; this dataset holds {kind}. Submit your own training "
-                "code for it ('script'), or upload a CSV/Parquet table."
+                f"AutoML trains on tables and photos; this dataset holds {kind}. Submit your own "
+                "training code for it ('script'), or upload a CSV/Parquet table."
+            )
+        if self.target is None:
+            raise InvalidTarget(
+                "The job needs 'target': the column to predict (or a 'script' with your own "
+                "training code)."
             )
         types = {c["name"]: c["dtype"] for c in columns}
         if self.target not in types:

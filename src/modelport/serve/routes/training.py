@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from ...errors import Conflict, InvalidInput
+from ...errors import Conflict, InvalidInput, NotFound
 from ...store.datasets import IncomingFile
 from ...train.spec import JobSpec
 from ..auth import owner, visible_owner
@@ -173,6 +174,43 @@ def _tail(path: Path, size: int) -> bytes:
         return handle.read()
 
 
+@endpoint("job_report", "train")
+async def job_report(ctx: ServerContext, request: Request, call: Call) -> Response:
+    """The report of a succeeded image job as PNG: its confusion matrix on the held-out photos
+    and the photos it was least sure of (thumbnails from the dataset, while it exists)."""
+    found = await asyncio.to_thread(
+        ctx.store.jobs.get, request.path_params["id"], visible_owner(call.key)
+    )
+    png = await asyncio.to_thread(_report_png, ctx, found)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+def _report_png(ctx: ServerContext, job: Any) -> bytes:
+    from ...train.image_report import render_report
+
+    report = ctx.store.manifest(job.model).source.get("report") if job.model else None
+    if report is None:
+        raise NotFound(
+            f"Job {job.id} has no report ({job.status}): reports are made by image AutoML jobs "
+            f"that succeeded. GET /api/v1/jobs/{job.id} shows its state and error."
+        )
+    try:
+        dataset = ctx.store.datasets.get(job.spec["dataset"])
+    except NotFound:  # deleted since: the report is drawn without thumbnails
+        return render_report(report, lambda photo: None)
+    with zipfile.ZipFile(ctx.store.datasets.path(dataset)) as archive:
+        wanted = {item["photo"] for item in report["worst"]}
+        found = {
+            photo: member
+            for member in archive.namelist()
+            for photo in wanted
+            if member == photo or member.endswith(f"/{photo}")
+        }
+        return render_report(
+            report, lambda photo: archive.read(found[photo]) if photo in found else None
+        )
+
+
 @endpoint("job_events", "train")
 async def job_events(ctx: ServerContext, request: Request, call: Call) -> Response:
     """Server-Sent Events: ``progress`` and ``leaderboard`` while it runs, then ``done``."""
@@ -243,4 +281,5 @@ routes = [
     Route("/api/v1/jobs/{id}", job, methods=["GET", "DELETE"]),
     Route("/api/v1/jobs/{id}/events", job_events),
     Route("/api/v1/jobs/{id}/logs", job_logs),
+    Route("/api/v1/jobs/{id}/report", job_report),
 ]
