@@ -3,16 +3,17 @@
 Tabular graphs get onnxruntime's dynamic quantisation: MatMul/Conv weights stored as int8 (≈4×
 smaller for an MLP); tree ensembles and ai.onnx.ml linear models stay as they are. Image graphs
 (conv nets) get static QDQ quantisation with per-channel weights, its activation ranges calibrated
-on photos: dynamic quantisation made EfficientNet-Lite0 18× slower in onnxruntime (ConvInteger)
-and static per-tensor weights lost top-1 agreement; the outputs (probabilities, embedding) and
-the logits stay float, so scores keep their resolution (bench/RESULTS.md, "Images").
+on photos: dynamic quantisation made EfficientNet-Lite0 13-18× slower in onnxruntime
+(ConvInteger), and per-tensor weights agreed with fp32's top-1 label on 0.67 of the flower photos
+against per-channel's 0.91. The outputs (probabilities, embedding) and the logits stay float, so
+scores keep their resolution (bench/RESULTS.md, "Images").
 
 The variant is measured on held-out rows or photos against the fp32 graph (image graphs are also
 timed on one photo); it becomes the default only when it is meaningfully smaller, loses at most one
 point of accuracy (or 1 % R², or of top-1 agreement with fp32 when there are no labels) and, for
-images, is not slower. Whatever happens is said in the manifest: the variant's report gives the
-``reason`` devices keep fp32, and a variant that could not be made at all is named in
-``skipped_variants`` with why.
+images, is at most 1.5× slower (a margin for timing on a busy machine). Whatever happens is said in
+the manifest: the variant's report gives the ``reason`` devices keep fp32, and a variant that could
+not be made at all is named in ``skipped_variants`` with why.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from ..runtime import Prediction, Predictor
 
 MAX_LOSS = 0.01
 MIN_SAVING = 0.10
-MAX_SLOWDOWN = 1.25
+MAX_SLOWDOWN = 1.5
 """An image variant slower than fp32 by more than this factor (on one photo) is not recommended."""
 CALIBRATION_IMAGES = 64
-TIMED_RUNS = 15
+TIMED_RUNS = 20
 FLOAT_OUTPUT_OPS = ["Gemm", "MatMul", "GlobalAveragePool"]
 """Ops whose outputs stay float in image graphs: the logits and the pooled embedding."""
 NOTHING_QUANTISED = (
