@@ -4,8 +4,8 @@ Tabular graphs get onnxruntime's dynamic quantisation: MatMul/Conv weights store
 smaller for an MLP); tree ensembles and ai.onnx.ml linear models stay as they are. Image graphs
 (conv nets) get static QDQ quantisation with per-channel weights, its activation ranges calibrated
 on photos: dynamic quantisation made EfficientNet-Lite0 13-18× slower in onnxruntime
-(ConvInteger), and per-tensor weights agreed with fp32's top-1 label on 0.67 of the flower photos
-against per-channel's 0.91. The outputs (probabilities, embedding) and the logits stay float, so
+(ConvInteger), and per-tensor weights agreed with fp32's top-1 label on 0.66 of the flower photos
+against per-channel's 0.89. The outputs (probabilities, embedding) and the logits stay float, so
 scores keep their resolution (bench/RESULTS.md, "Images").
 
 The variant is measured on held-out rows or photos against the fp32 graph (image graphs are also
