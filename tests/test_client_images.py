@@ -210,10 +210,10 @@ def test_the_head_is_the_logistic_regression_scikit_learn_fits():
     embeddings = x.astype(np.float32)
     fitted = head.fit(embeddings, labels)
     assert np.array_equal(fitted.weights, head.fit(embeddings, labels).weights)  # deterministic
-    standard = (embeddings.astype(np.float64) - fitted.mean) / fitted.scale
-    reference = LogisticRegression(C=1 / head.L2, tol=1e-10, max_iter=10_000).fit(standard, labels)
+    features = head.unit(embeddings)
+    reference = LogisticRegression(C=1 / head.L2, tol=1e-10, max_iter=10_000).fit(features, labels)
     assert reference.classes_.tolist() == fitted.labels
     probabilities = fitted.probabilities(embeddings)
-    assert np.abs(probabilities - reference.predict_proba(standard)).max() < 1e-4
+    assert np.abs(probabilities - reference.predict_proba(features)).max() < 1e-4
     restored = head.Head.from_dict(json.loads(json.dumps(fitted.to_dict())))
     assert np.array_equal(restored.probabilities(x), fitted.probabilities(x))
