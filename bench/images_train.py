@@ -54,13 +54,13 @@ def main() -> None:
     from modelport.config import Settings
     from modelport.data.datasets import Limits
     from modelport.data.images import read_images
-    from modelport.train.image import BACKBONES, ImageAutoML, feature_cache
+    from modelport.train.image import BACKBONE, ImageAutoML, feature_cache
 
     zoo_cache = Settings().resolved_zoo_cache
     os.environ.setdefault("MODELPORT_ZOO_CACHE", str(zoo_cache))
-    zoo.load(BACKBONES[0], zoo_cache)
+    zoo.load(BACKBONE, zoo_cache)
     print(f"flower_photos: 5 classes x 60 photos; {os.cpu_count()} cores, load {os.getloadavg()}")
-    print("| run | budget s | wall s | held-out accuracy | head | backbone |")
+    print("| run | budget s | wall s | held-out accuracy | head · view | backbone |")
     print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as scratch:
         for budget in args.budgets:
@@ -72,7 +72,7 @@ def main() -> None:
                 f"{wall:.1f} (features {summary['feature_seconds']:.1f})",
                 f"{summary['metrics']['accuracy']:.3f}",
                 summary["estimator"],
-                BACKBONES[0],
+                BACKBONE,
             )
         wall, summary = cli_run(home, args.budgets[-1])
         row(
@@ -81,7 +81,7 @@ def main() -> None:
             f"{wall:.1f} (features {summary['feature_seconds']:.1f})",
             f"{summary['metrics']['accuracy']:.3f}",
             summary["estimator"],
-            BACKBONES[0],
+            BACKBONE,
         )
         dataset = read_images(FLOWERS, home, Limits(10**10, 10**6))
         scores, heads, seconds = [], [], []
@@ -104,7 +104,7 @@ def main() -> None:
             f"{statistics.mean(scores):.3f} ± {spread:.3f} (min {min(scores):.3f}, "
             f"max {max(scores):.3f})",
             f"{common} ({heads.count(common)}/{len(heads)})",
-            BACKBONES[0],
+            BACKBONE,
         )
 
 

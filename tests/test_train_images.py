@@ -91,7 +91,9 @@ def test_train_a_folder_registers_one_graph_that_labels_new_photos(modelport, ho
     manifest = artifact.manifest
     assert manifest.is_image and manifest.label_is_index
     assert manifest.outputs == {r: r for r in ("probabilities", "label", "embedding")}
-    assert manifest.preprocessing["image"] == zoo_model().manifest.preprocessing["image"]
+    labeller = zoo_model().manifest.preprocessing["image"]
+    assert manifest.preprocessing["image"] == {**labeller, "size": 288, "crop_fraction": 1.0}
+    assert manifest.source["view"] == "288px whole"
     graph = onnx.load_from_string(artifact.onnx).graph
     assert [o.name for o in graph.output] == ["probabilities", "label", "embedding"]
     assert "network._fc.weight" not in {w.name for w in graph.initializer}  # ImageNet head gone
@@ -257,6 +259,7 @@ def test_flowers_reach_the_measured_accuracy_within_the_budget(tmp_path):
         seed=0,
     ).fit(dataset)
     assert automl.split_ == {"train": 240, "test": 60, "seed": 0}
-    assert automl.metrics_["accuracy"] >= 0.8  # measured 0.85 on this split (0.89 over 10)
+    # measured 0.817 on this split, 0.890 +- 0.042 over seeds 0-9 (bench/images_train.py)
+    assert automl.metrics_["accuracy"] >= 0.75
     assert automl.parity_.max_abs_diff < 1e-4
     assert automl.fit_seconds_ < 30 + 60  # the budget, and room for a loaded machine's photos

@@ -8,10 +8,15 @@ normalisation or standardisation of the embedding, MatMul + Add, Softmax and Arg
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..artifact import ModelArtifact, sha256_hex
+from ..errors import ExportError
+from ..runtime.image import ImageSpec
 
 EMBEDDING = "embedding"
 OUTPUTS = ("probabilities", "label", EMBEDDING)
@@ -58,6 +63,31 @@ class LinearHead:
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
+
+
+def with_view(backbone: ModelArtifact, spec: ImageSpec) -> ModelArtifact:
+    """The backbone taking photos made by ``spec``: its input side set to ``spec.size``, which
+    must be a multiple of 32 (the EfficientNet-Lite graphs' fixed "same" paddings then hold)."""
+    import onnx
+
+    if spec.size % 32:
+        raise ExportError(f"A backbone view needs a side divisible by 32, not {spec.size}.")
+    manifest = backbone.manifest
+    if manifest.preprocessing.get("image") == spec.to_dict():
+        return backbone
+    model = onnx.load_from_string(backbone.onnx)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_value = dims[2].dim_value = spec.size
+    graph = model.SerializeToString()
+    return ModelArtifact(
+        graph,
+        dataclasses.replace(
+            manifest,
+            sha256=sha256_hex(graph),
+            size_bytes=len(graph),
+            preprocessing={**manifest.preprocessing, "image": spec.to_dict()},
+        ),
+    )
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

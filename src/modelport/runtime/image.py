@@ -226,8 +226,7 @@ def _resize_crop(picture: Any, spec: ImageSpec) -> np.ndarray:
     resampling (PIL's ``box`` resizes only the region that is kept)."""
     Image = _pil()
     width, height = picture.size
-    scale = spec.size / spec.crop_fraction / min(width, height)
-    side = spec.size / scale  # the kept square, in source pixels
+    side = min(width, height) * spec.crop_fraction  # the kept square, in source pixels
     left, top = (width - side) / 2, (height - side) / 2
     resampled = picture.resize(
         (spec.size, spec.size),
