@@ -239,8 +239,23 @@ def test_a_hosted_job_trains_an_image_zip_and_serves_its_report(home, tmp_path):
         manifest = client.get("/api/v1/models/shapes/manifest").json()
         assert manifest["class_labels"] == sorted(SHAPES)
         assert manifest["source"]["report"]["worst"][0]["photo"].count("/") == 1
-        missing = client.get("/api/v1/jobs/job_nope/report")
-        assert missing.status_code == 404
+        assert client.get("/api/v1/jobs/job_nope/report").status_code == 404
+
+        spoiled = tmp_path / "spoiled"
+        shapes_folder(spoiled, per_class=4)
+        photo = spoiled / "square" / "2.jpg"
+        photo.write_bytes(photo.read_bytes()[:600])  # passes the upload's check of its header
+        dataset = client.post(
+            "/api/v1/datasets?filename=spoiled.zip",
+            content=zipped(spoiled),
+            headers={"Content-Type": "application/zip"},
+        ).json()
+        job = client.post("/api/v1/jobs", json={"dataset": dataset["id"], "name": "spoiled"})
+        failed = wait_for(client, job.json()["id"], ("succeeded", "failed"), timeout=240)
+        assert failed["status"] == "failed" and "square/2.jpg cannot be used" in failed["error"]
+        refused = client.get(f"/api/v1/jobs/{failed['id']}/report")
+        assert refused.status_code == 404 and "no report (failed)" in refused.json()["error"]
+        assert client.get("/api/v1/models/spoiled/manifest").status_code == 404
     finally:
         server.stop()
 
