@@ -85,6 +85,7 @@ def test_train_a_folder_registers_one_graph_that_labels_new_photos(modelport, ho
     assert first["metrics"]["accuracy"] >= 0.8  # 5 held-out photos, each class in them
     assert first["parity"]["max_abs_diff"] < 1e-4 and first["parity"]["rows"] == 5
     assert first["leaderboard"][0]["model"] == first["estimator"]
+    assert first["view"] == "288px whole"
     assert first["cached_photos"] == 0
 
     artifact = Store(Settings(home=home)).get("shapes@prod")

@@ -171,6 +171,7 @@ def _train_images(
                 "photos": dataset.counts(),
                 "skipped": dataset.skipped,
                 "estimator": source["estimator"],
+                "view": source["view"],
                 "metrics": manifest.metrics,
                 "parity": source["parity"],
                 "fit_seconds": source["fit_seconds"],

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from ..artifact import ColumnSpec, ModelArtifact
 from ..data.images import ImageDataset
-from ..errors import InvalidParameter, ModelportError
+from ..errors import ExportError, InvalidParameter, ModelportError
 from ..export import parity
 from ..export.image_head import OUTPUTS, LinearHead, attach_head, unit_rows, with_view
 from ..runtime import Predictor
@@ -52,6 +52,8 @@ FOLDS = 5
 EXPORT_RESERVE = (2.0, 0.05)
 """Seconds + share of the budget kept for the refit, export and parity check (the graph is
 rebuilt and the held-out photos run through it: ~1-2 s for 60 photos)."""
+PARITY_TOLERANCE = 1e-4
+"""The head is the same arithmetic in ONNX and numpy: only float32 rounding may differ."""
 WORST = 12
 """Held-out photos shown in the report: those the model was least sure of the truth."""
 
@@ -180,6 +182,12 @@ class ImageAutoML:
         self.parity_ = parity.check_classifier(
             np.asarray(self.classes_)[expected.argmax(axis=1)], expected, onnx, best.name
         )
+        if self.parity_.max_abs_diff > PARITY_TOLERANCE:
+            raise ExportError(
+                f"The exported graph's probabilities differ from the trained head's by up to "
+                f"{self.parity_.max_abs_diff:.2g} on the held-out photos (the rule is "
+                f"{PARITY_TOLERANCE:g}); nothing was registered. Report this with the dataset."
+            )
         assert onnx.probabilities is not None
         predicted = onnx.probabilities.argmax(axis=1)
         self.metrics_ = test_scores("classification", y[test], predicted, onnx.probabilities)
