@@ -86,8 +86,13 @@ def test_a_job_must_fit_its_dataset_when_submitted():
     spec = JobSpec.from_request({**SPEC, "target": "plan", "metric": "r2"}, 100)
     with pytest.raises(InvalidParameter, match="does not fit a classification task"):
         spec.check_dataset("table", columns)
-    with pytest.raises(InvalidParameter, match="script"):
+    with pytest.raises(InvalidTarget, match="folders"):  # photos: classes are the folders
         JobSpec.from_request(SPEC, 100).check_dataset("images", [])
+    JobSpec.from_request({**SPEC, "target": None}, 100).check_dataset("images", [])
+    with pytest.raises(InvalidParameter, match="script"):
+        JobSpec.from_request(SPEC, 100).check_dataset("text", [])
+    with pytest.raises(InvalidTarget, match="needs 'target'"):
+        JobSpec.from_request({**SPEC, "target": None}, 100).check_dataset("table", columns)
     JobSpec.from_request({**SPEC, "target": "x", "metric": "r2"}, 100).check_dataset(
         "table", columns
     )
