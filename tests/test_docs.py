@@ -99,7 +99,7 @@ def run_curl(args: list[str], step: Step, address: str, cwd: Path, names: dict[s
     args = [substitute(a, names).replace("localhost:8000", address) for a in args]
     fail = [] if step.shown else ["--fail"]
     text = substitute(step.text, names).replace("localhost:8000", address)
-    if "$(" in text:  # the shell makes part of it, e.g. '"'$(base64 -w0 daisy.jpg)'"'
+    if "$(" in text:  # the shell makes part of it, e.g. <<< '"'$(base64 -w0 flower.jpg)'"'
         command = text.replace("curl ", f"curl {' '.join(fail)} ", 1)
         return subprocess.run(
             ["bash", "-c", command], cwd=cwd, check=True, capture_output=True, text=True
@@ -130,8 +130,14 @@ def substitute(arg: str, names: dict[str, str]) -> str:
 
 @pytest.fixture
 def examples(tmp_path):
+    """docs/examples, plus the photos the pages use: scikit-learn's sample photos (a package
+    ships them, so the repository holds no photos of its own)."""
+    from sklearn.datasets import load_sample_images
+
     work = tmp_path / "examples"
     shutil.copytree(EXAMPLES, work)
+    for name in load_sample_images().filenames:
+        shutil.copy(name, work)
     return work
 
 
