@@ -35,6 +35,7 @@ from ..data.images import ImageDataset
 from ..errors import ExportError, InvalidParameter, ModelportError
 from ..export import parity
 from ..export.image_head import OUTPUTS, LinearHead, attach_head, unit_rows, with_view
+from ..export.quantize import int8_variant
 from ..runtime import Predictor
 from ..runtime.image import ImageSpec
 from .image_features import FeatureExtractor
@@ -192,6 +193,15 @@ class ImageAutoML:
         predicted = onnx.probabilities.argmax(axis=1)
         self.metrics_ = test_scores("classification", y[test], predicted, onnx.probabilities)
         self.report_ = _report(self.classes_, [names[i] for i in test], y[test], onnx.probabilities)
+        self._emit("export", started, "Making and measuring the int8 variant")
+        probe = self._artifact("model")
+        self.int8_ = int8_variant(
+            probe,
+            [dataset.paths[i] for i in test],
+            [self.classes_[i] for i in y[test]],
+            calibration=[dataset.paths[i] for i in train],
+        )
+        self.skipped_variants_ = probe.manifest.skipped_variants
         self.split_ = {"train": len(train), "test": len(test), "seed": self.seed}
         self.backbone_sha256_ = backbone.manifest.sha256
         self.fit_seconds_ = time.monotonic() - started
@@ -313,9 +323,10 @@ class ImageAutoML:
             raise ModelportError(
                 "This ImageAutoML is not fitted yet. Call 'fit' with an image dataset first."
             )
-        return self._artifact(
+        artifact = self._artifact(
             name,
             description=description,
+            skipped_variants=dict(self.skipped_variants_),
             metrics=dict(self.metrics_),
             data_fingerprint=self.data_fingerprint_,
             library_versions=library_versions(),
@@ -337,6 +348,10 @@ class ImageAutoML:
                 "report": self.report_,
             },
         )
+        if self.int8_ is not None:
+            artifact.manifest.variants = {"int8": self.int8_.report}
+            artifact.variants = {"int8": self.int8_.onnx}
+        return artifact
 
 
 def _report(
