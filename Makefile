@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile lint clean
+.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile bench-images lint clean
 
 install: $(STAMP)
 
@@ -45,9 +45,9 @@ bench-profile: install
 bench-client: install
 	$(BIN)/python bench/client.py
 
-.PHONY: bench-images
-bench-images: install  # the image labeller: onnxruntime vs PyTorch, preprocessing, int8, ORT format
+bench-images: install  # the labeller vs PyTorch, preprocessing, int8, ORT format; flower training
 	$(BIN)/python bench/images.py
+	$(BIN)/python bench/images_train.py
 
 bench-training: install
 	command -v hey >/dev/null || apt-get install -y hey
