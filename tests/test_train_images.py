@@ -122,6 +122,14 @@ def test_the_cli_shows_the_leaderboard_and_what_to_try(modelport, tmp_path):
     assert "modelport predict my-shapes" in result.stdout
 
 
+def test_table_options_are_refused_for_photos(modelport, tmp_path):
+    photos = shapes_folder(tmp_path / "shapes", per_class=2)
+    result = modelport("train", photos, "--estimators", "lgbm", "--task", "regression", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--task, --estimators apply to tables only" in result.stderr
+    assert "shapes" not in modelport("models", "list").stdout
+
+
 def _one_class(root: Path) -> None:
     shapes_folder(root, 3)
     _drop(root, "square", "triangle")

@@ -61,6 +61,14 @@ def train(
     from ..data.images import is_image_dataset
 
     if target is None and is_image_dataset(data):
+        tabular_only = {"--task": task != "auto", "--metric": metric != "auto"}
+        tabular_only |= {"--estimators": estimators is not None, "--backend": backend is not None}
+        if any(tabular_only.values()):
+            given = ", ".join(flag for flag, set_ in tabular_only.items() if set_)
+            raise InvalidParameter(
+                f"{given} apply to tables only. Photos train an image classifier whose head is "
+                "searched by held-out accuracy, locally; leave them out."
+            )
         return _train_images(data, name, time_budget, seed, alias, report, json_output)
     if target is None or name is None:
         raise InvalidParameter(
