@@ -48,6 +48,7 @@ bench-client: install
 bench-images: install  # the labeller vs PyTorch, preprocessing, int8, ORT format; flower training
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/images_train.py
+	$(BIN)/python bench/personalize.py
 
 bench-training: install
 	command -v hey >/dev/null || apt-get install -y hey
