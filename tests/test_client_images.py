@@ -122,6 +122,9 @@ def test_bad_images_are_named_locally_and_remotely(client, tmp_path):
         client.model("labeler", mode="remote_only").predict([b"GIF89a broken", FLOWER])
     with pytest.raises(InvalidParameter, match="top_k"):
         local.predict(FLOWER, top_k=0)
+    for where in (local, client.model("labeler", mode="remote_only")):  # the same on both sides
+        with pytest.raises(InvalidInput, match="takes images, not rows"):
+            where.predict([{"age": 35}])
 
 
 def test_personalize_fits_a_local_version_that_survives_restart_and_rolls_back(

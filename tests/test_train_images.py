@@ -130,6 +130,12 @@ def test_table_options_are_refused_for_photos(modelport, tmp_path):
     assert "shapes" not in modelport("models", "list").stdout
 
 
+def test_a_mistyped_folder_is_said_not_to_exist(modelport, tmp_path):
+    result = modelport("train", tmp_path / "flower", "--name", "x", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "flower does not exist" in result.stderr and "sub-folder per class" in result.stderr
+
+
 def _one_class(root: Path) -> None:
     shapes_folder(root, 3)
     _drop(root, "square", "triangle")

@@ -60,6 +60,11 @@ def train(
     from ..data import check_target, read_table
     from ..data.images import is_image_dataset
 
+    if not data.exists():
+        raise InvalidParameter(
+            f"{data} does not exist. Give a CSV or Parquet file, or photos: a folder with one "
+            "sub-folder per class, a zip of such folders, or a CSV of path,label."
+        )
     if target is None and is_image_dataset(data):
         tabular_only = {"--task": task != "auto", "--metric": metric != "auto"}
         tabular_only |= {"--estimators": estimators is not None, "--backend": backend is not None}

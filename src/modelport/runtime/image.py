@@ -95,7 +95,14 @@ def prepare(images: Any, spec: ImageSpec) -> np.ndarray:
         raise InvalidInput("There are no images to predict: the list is empty. Send at least one.")
     batch = np.empty((len(images), spec.size, spec.size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
-        batch[i] = prepare_one(image, spec, name=_describe(image, i, len(images)))
+        name = _describe(image, i, len(images))
+        if not is_image_like(image) and not isinstance(image, np.ndarray):
+            raise InvalidInput(
+                f"Got a {type(image).__name__} where an image was expected: this model takes "
+                "images, not rows. Pass JPEG/PNG/WebP bytes, a file path, a PIL image or an array "
+                "of shape (height, width, 3), or a list of these."
+            )
+        batch[i] = prepare_one(image, spec, name=name)
     return batch
 
 
@@ -159,13 +166,13 @@ def _open(source: Any, name: str) -> Any:
         ) from exc
     except Image.UnidentifiedImageError as exc:  # its text holds the repr of a file object
         raise InvalidInput(
-            f"{name} is not an image modelport can read: it holds no JPEG, PNG, WebP, BMP, TIFF "
-            "or GIF data. Send a photo in one of those formats."
+            f"{name} is not an image: it holds no JPEG, PNG, WebP, BMP, TIFF or GIF data. Send "
+            "a photo in one of those formats."
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(
-            f"{name} is not an image modelport can read: {exc}. Send JPEG, PNG, WebP, BMP, TIFF "
-            "or a still GIF."
+            f"{name} cannot be decoded ({exc}): the file is corrupt or truncated. Send the "
+            "whole file."
         ) from exc
 
 
@@ -239,4 +246,9 @@ def _resize_crop(picture: Any, spec: ImageSpec) -> np.ndarray:
 def _describe(image: Any, index: int, count: int) -> str:
     if isinstance(image, str | os.PathLike):
         return f"The image {os.fspath(image)}"
-    return "The image" if count == 1 else f"Image {index + 1} of {count}"
+    return position(index, count)
+
+
+def position(index: int, count: int) -> str:
+    """How an error names an image given without a file name: its place in the request."""
+    return "The file" if count == 1 else f"Image {index + 1} of {count}"

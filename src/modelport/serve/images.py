@@ -92,14 +92,10 @@ def _encode(model: LoadedModel, images: list[Any], first: int, count: int) -> di
     assert spec is not None
     batch = np.empty((len(images), spec.size, spec.size, 3), dtype=np.uint8)
     for i, item in enumerate(images):
-        name = _position(first + i, count)
+        name = image.position(first + i, count)
         data = item if isinstance(item, bytes) else from_base64(item, name)
         batch[i] = image.prepare_one(data, spec, name)
     return {model.manifest.inputs[0].onnx_name or "image": batch}
-
-
-def _position(index: int, count: int) -> str:
-    return "The image" if count == 1 else f"Image {index + 1} of {count}"
 
 
 def top_k(value: Any, classes: int) -> int:
