@@ -158,6 +158,26 @@ def test_multipart_upload_is_a_batch_in_order(served):
     assert len(response.json()["top_k"][0]) == 3
 
 
+def test_one_photo_as_the_raw_body(served):
+    server, _ = served
+    url = f"{server.url}/api/v1/models/colours/predict"
+    sent = httpx.post(
+        url,
+        content=picture("red", "PNG"),
+        headers={"Content-Type": "image/png"},
+        params={"top_k": "1", "probabilities": "true"},
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["predictions"] == ["red"] and len(sent.json()["top_k"][0]) == 1
+    assert set(sent.json()["probabilities"][0]) == set(COLOURS)
+    refused = httpx.post(
+        f"{server.url}/api/v1/models/lin/predict",
+        content=picture("red"),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert refused.status_code == 400 and "rows" in refused.json()["error"]
+
+
 def test_tabular_rows_still_work_beside_image_models(served):
     server, _ = served
     answer = simple(server, "lin", json={"rows": [{"a": 2, "b": 1}]}).json()

@@ -162,6 +162,9 @@ SPEC: dict[str, Any] = {
                         "multipart/form-data": {
                             "schema": {"$ref": "#/components/schemas/ImagePredictForm"}
                         },
+                        "image/*": {  # one photo as the body; top_k, probabilities in the query
+                            "schema": {"type": "string", "format": "binary"}
+                        },
                     },
                 },
             }

@@ -65,14 +65,16 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
 
 TABULAR_FORM = '{"rows": [{"column": value, ...}, ...]}'
 IMAGE_FORM = (
-    '{"images": ["<base64 of a JPEG/PNG/WebP file>", ...]} as JSON, or the files as a '
-    "multipart upload (curl -F image=@photo.jpg)"
+    '{"images": ["<base64 of a JPEG/PNG/WebP file>", ...]} as JSON, the files as a '
+    "multipart upload (curl -F image=@photo.jpg), or one file as the body with its image/* "
+    "Content-Type"
 )
 FORM_FIELDS = {"top_k", "probabilities"}
 
 
 async def _body(ctx: ServerContext, request: Request) -> dict[str, Any]:
-    """A JSON object, or a multipart form as ``{"images": [file bytes], field: value}``."""
+    """A JSON object; or, as ``{"images": [file bytes], option: value}``, a multipart form or
+    one photo sent as the body with its ``image/*`` type (options then in the query)."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         form = await images.Form.parse(
@@ -87,6 +89,9 @@ async def _body(ctx: ServerContext, request: Request) -> dict[str, Any]:
                 "curl -F image=@photo.jpg (several -F for a batch)."
             )
         return {"images": form.files, **form.fields}
+    if media.startswith("image/"):  # one photo as the whole body; options in the query
+        options = {k: v for k, v in request.query_params.items() if k in FORM_FIELDS}
+        return {"images": [await ctx.read_body(request)], **options}
     body = await ctx.read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput(
