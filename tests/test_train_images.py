@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -128,6 +129,16 @@ def test_table_options_are_refused_for_photos(modelport, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "--task, --estimators apply to tables only" in result.stderr
     assert "shapes" not in modelport("models", "list").stdout
+
+
+def test_a_new_version_with_other_classes_is_pointed_out(modelport, tmp_path):
+    photos = shapes_folder(tmp_path / "shapes", per_class=3)
+    modelport("train", photos, "--time-budget", 3)
+    shutil.rmtree(next(p for p in sorted(photos.iterdir()) if p.is_dir()))  # one class fewer
+    again = modelport("train", photos, "--time-budget", 3)
+    note = again.stderr.replace("\n", " ")
+    assert "shapes:2 predicts 2 classes" in note and "version 1 predicted 3 classes" in note
+    assert "modelport models alias shapes:1 production" in note
 
 
 def test_a_mistyped_folder_is_said_not_to_exist(modelport, tmp_path):

@@ -7,7 +7,7 @@ import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -16,6 +16,7 @@ from ..artifact import Manifest
 from ..config import Settings
 from ..errors import InvalidParameter
 from ..refs import check_name
+from ..store import Store
 from ._console import console, err_console, open_store, print_json
 from ._live import LiveTraining
 
@@ -128,6 +129,7 @@ def train(
         err_console.print(f"[yellow]note:[/] column '{column}' was not used: {reason}.")
     if automl.fallback_reason_:
         err_console.print(f"[yellow]note:[/] {automl.fallback_reason_}")
+    _note_changed_classes(store, manifest)
     _print_registered(manifest, rows=data)
 
 
@@ -204,6 +206,7 @@ def _train_images(
     worst = len(automl.report_["worst"])
     if report is not None:
         console.print(f"Report (confusion matrix, the {worst} least sure photos): {report}")
+    _note_changed_classes(store, manifest)
     _print_registered(manifest, rows=data if data.is_dir() else "PHOTO.jpg")
 
 
@@ -250,6 +253,30 @@ def import_model(
         )
         return
     _print_registered(manifest, rows=sample)
+
+
+def _note_changed_classes(store: Store, manifest: Manifest) -> None:
+    """Say so when the new version predicts other classes than the one before it: servers and
+    devices that follow the name switch to it."""
+    older = [m for m in store.versions(manifest.name) if (m.version or 0) < (manifest.version or 0)]
+    if not older or older[-1].class_labels == manifest.class_labels:
+        return
+    before = older[-1]
+    err_console.print(
+        f"[yellow]note:[/] {manifest.name}:{manifest.version} predicts "
+        f"{_classes(manifest.class_labels)}; version {before.version} predicted "
+        f"{_classes(before.class_labels)}. Servers and devices that use '{manifest.name}' switch "
+        f"to the new version (to keep one, point an alias at it: modelport models alias "
+        f"{manifest.name}:{before.version} production).",
+        highlight=False,
+    )
+
+
+def _classes(labels: list[Any] | None) -> str:
+    if labels is None:
+        return "values (regression)"
+    shown = ", ".join(map(str, labels[:8]))
+    return f"{len(labels)} classes ({shown}{', ...' if len(labels) > 8 else ''})"
 
 
 def _print_registered(manifest: Manifest, rows: Path | str | None) -> None:
