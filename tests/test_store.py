@@ -67,6 +67,7 @@ def test_list_models(store):
     ("ref", "error", "words"),
     [
         ("nope", ModelNotFound, "no model named 'nope'"),
+        ("mm", ModelNotFound, "no model named 'mm'. Did you mean 'm'?"),
         ("m:7", ModelNotFound, "no version 7"),
         ("m@gone", ModelNotFound, "no alias 'gone'"),
         ("m:x", InvalidReference, "whole number"),

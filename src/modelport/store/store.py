@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -388,14 +389,16 @@ class Store:
 
 
 def _unknown_model(session: Session, name: str) -> str:
-    known = list(
-        session.scalars(select(VersionRow.name).distinct().order_by(VersionRow.name).limit(20))
-    )
-    listing = ", ".join(known) if known else "the store is empty"
+    known = list(session.scalars(select(VersionRow.name).distinct().order_by(VersionRow.name)))
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"There is no model named '{name}'. Did you mean '{close[0]}'?"
+    listing = ", ".join(known[:20]) if known else "the store is empty"
     return (
         f"There is no model named '{name}' ({listing}). Check the name with "
-        "`modelport models list`, or train one with `modelport train DATA.csv --target COLUMN "
-        f"--name {name}`."
+        "`modelport models list`; train one with `modelport train DATA.csv --target COLUMN "
+        f"--name {name}` (or on a folder of photos), or take a ready-made one with "
+        "`modelport zoo pull`."
     )
 
 
