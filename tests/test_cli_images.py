@@ -37,6 +37,7 @@ def test_a_folder_gives_one_row_per_photo_with_top_k_columns(modelport, store, p
     store.register(zoo_model("image-labeler"), name="labeler")
     result = modelport("predict", "labeler", "photos", "--output", "out.csv")
     assert "skipped 1 file(s)" in result.stderr and "Wrote 3 predictions" in result.stderr
+    assert "photos/notes.txt" in result.stderr
     out = pd.read_csv(tmp_path / "out.csv")
     assert out["path"].tolist() == [
         "photos/a/palace.jpg",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from .._fs import atomic_write
 from ..errors import InvalidInput, InvalidParameter
@@ -126,7 +127,7 @@ def _image_files(paths: list[Path]) -> list[Path]:
     """The photos ``paths`` name: files as given, folders' image files (recursively, sorted),
     globs' matches; a path that names nothing is an error."""
     files: list[Path] = []
-    skipped = 0
+    skipped: list[Path] = []
     for path in paths:
         if path.is_file():
             files.append(path)
@@ -142,12 +143,14 @@ def _image_files(paths: list[Path]) -> list[Path]:
                 sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
             )
             images = [p for p in inside if match.is_file() or p.suffix.lower() in IMAGE_SUFFIXES]
-            skipped += len(inside) - len(images)
+            skipped += [p for p in inside if p not in images]
             files += images
     if skipped:
+        shown = ", ".join(map(str, skipped[:3])) + (" ..." if len(skipped) > 3 else "")
         err_console.print(
-            f"[yellow]note:[/] skipped {skipped} file(s) whose names are not those of images "
-            f"({', '.join(IMAGE_SUFFIXES)})."
+            f"[yellow]note:[/] skipped {len(skipped)} file(s) whose names are not those of "
+            f"images ({', '.join(IMAGE_SUFFIXES)}): {escape(shown)}",
+            highlight=False,
         )
     if not files:
         raise InvalidInput(
