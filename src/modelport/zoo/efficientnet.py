@@ -69,7 +69,12 @@ def build(variant: int, name: str) -> ModelArtifact:
         label_is_index=True,
         preprocessing={"image": spec.to_dict()},
         library_versions={"torch": torch.__version__},
-        source={"kind": "zoo", "zoo": name, "architecture": f"efficientnet-lite{variant}", "weights": "ImageNet"},
+        source={
+            "kind": "zoo",
+            "zoo": name,
+            "architecture": f"efficientnet-lite{variant}",
+            "weights": "ImageNet",
+        },
         description=(
             f"EfficientNet-Lite{variant} trained on ImageNet: labels a photo with one of 1,000 "
             "everyday objects and animals (top-k names and scores)."
