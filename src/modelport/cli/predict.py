@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.markup import escape
 
 from .._fs import atomic_write
 from ..errors import InvalidInput, InvalidParameter
 from ..runtime import Prediction, Predictor
+from ..runtime.predictor import IMAGE_BATCH
 from ..runtime.tabular import to_columns, unseen_categories
 from ._console import check_output, err_console, open_store
 
@@ -26,8 +26,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 """The files a folder or glob contributes; a file named on its own is read whatever its name."""
 PROBABILITY_COLUMNS_UP_TO = 20
 """Classifiers with more classes get top-k columns instead of one probability column per class."""
-BATCH = 32
-"""Photos per onnxruntime call: bounds the memory a folder of thousands needs."""
 
 
 def predict(
@@ -96,15 +94,11 @@ def _predict_images(predictor: Predictor, files: list[Path], top_k: int) -> pd.D
     """One row per photo: ``path``, ``prediction`` and the probabilities or top-k columns."""
     import pandas as pd
 
-    batches = [
-        predictor.predict([str(f) for f in files[i : i + BATCH]])
-        for i in range(0, len(files), BATCH)
-    ]
-    first = batches[0]
-    result = Prediction(
-        np.concatenate([b.predictions for b in batches]),
-        None if first.probabilities is None else np.vstack([b.probabilities for b in batches]),
-        first.class_labels,
+    result = Prediction.concatenate(  # decoded a batch at a time: a folder may hold thousands
+        [
+            predictor.predict([str(f) for f in files[i : i + IMAGE_BATCH]])
+            for i in range(0, len(files), IMAGE_BATCH)
+        ]
     )
     columns: dict[str, list] = {
         "path": [str(f) for f in files],

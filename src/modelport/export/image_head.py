@@ -16,11 +16,11 @@ import numpy as np
 
 from ..artifact import ModelArtifact, sha256_hex
 from ..errors import ExportError
+from ..runtime.head import EPSILON, softmax, unit
 from ..runtime.image import ImageSpec
 
 EMBEDDING = "embedding"
 OUTPUTS = ("probabilities", "label", EMBEDDING)
-EPSILON = 1e-12
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,13 @@ class LinearHead:
     def transform(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, dtype=np.float64)
         if self.l2:
-            x = unit_rows(x)
+            x = unit(x)
         if self.mean is not None and self.scale is not None:
             x = (x - self.mean) / self.scale
         return x
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        logits = self.transform(features) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.transform(features) @ self.coef.T + self.intercept)
 
 
 def with_view(backbone: ModelArtifact, spec: ImageSpec) -> ModelArtifact:
@@ -88,12 +85,6 @@ def with_view(backbone: ModelArtifact, spec: ImageSpec) -> ModelArtifact:
             preprocessing={**manifest.preprocessing, "image": spec.to_dict()},
         ),
     )
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Each row divided by its L2 norm (as the graph does it: norms below 1e-12 count as 1e-12)."""
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPSILON)
 
 
 def attach_head(backbone_onnx: bytes, head: LinearHead) -> bytes:

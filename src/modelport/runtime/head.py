@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from . import image
-from .predictor import Prediction, Predictor
+from .predictor import IMAGE_BATCH, Prediction, Predictor
 
 L2 = 0.1
 """The penalty ``l2 / (2 n) * |W|^2`` beside the mean log loss: scikit-learn's C=10 (C=3 and
@@ -30,8 +30,8 @@ MAX_STEPS = 100
 """Newton steps at most; 5 or 6 reached the tolerance on 5 to 300 flower photos."""
 TOLERANCE = 1e-8
 """Fitting stops when no gradient component is larger than this."""
-BATCH = 16
-"""Images per onnxruntime call when embedding many: bounds the activations held at once."""
+EPSILON = 1e-12
+"""Rows with a smaller L2 norm are divided by this instead (an all-zero row stays zero)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Head:
                 f"This head takes embeddings of size {self.dimension}, not shape "
                 f"{embeddings.shape}: it was fitted on another model. Personalise again."
             )
-        return _softmax(unit(embeddings) @ self.weights + self.bias)
+        return softmax(unit(embeddings) @ self.weights + self.bias)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,7 +103,7 @@ def fit(embeddings: np.ndarray, labels: Sequence[str], l2: float = L2) -> Head:
 def unit(embeddings: np.ndarray) -> np.ndarray:
     """Each row scaled to length 1 (float64); an all-zero row stays zero."""
     x = embeddings.astype(np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPSILON)
 
 
 def _minimise(x: np.ndarray, targets: np.ndarray, penalty: float) -> np.ndarray:
@@ -124,7 +124,7 @@ def _minimise(x: np.ndarray, targets: np.ndarray, penalty: float) -> np.ndarray:
 
     w = np.zeros((x.shape[1], targets.shape[1]))
     for _ in range(MAX_STEPS):
-        p = _softmax(x @ w)
+        p = softmax(x @ w)
         g = x.T @ (p - targets) / n + penalty * mask * w
         if np.abs(g).max() < TOLERANCE:
             break
@@ -164,7 +164,8 @@ def _conjugate_gradient(
     return s if s.any() else b
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by each row's maximum so no exp overflows."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -179,8 +180,8 @@ def embed(predictor: Predictor, images: Any) -> np.ndarray:
         return predictor.embed(predictor.encode(images))  # one image, or the decoder's own error
     return np.concatenate(
         [
-            predictor.embed(predictor.encode(images[i : i + BATCH]))
-            for i in range(0, len(images), BATCH)
+            predictor.embed(predictor.encode(images[i : i + IMAGE_BATCH]))
+            for i in range(0, len(images), IMAGE_BATCH)
         ]
     )
 

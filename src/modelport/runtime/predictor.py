@@ -38,12 +38,30 @@ class Prediction:
         """The ``k`` most probable labels of each row, best first: ``[{"label", "score"}]``."""
         if self.probabilities is None or self.class_labels is None:
             return None
-        k = max(1, min(k, self.probabilities.shape[1]))
-        best = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        best = best_classes(self.probabilities, k)
         return [
             [{"label": self.class_labels[j], "score": float(row[j])} for j in order]
             for row, order in zip(self.probabilities, best, strict=True)
         ]
+
+    @classmethod
+    def concatenate(cls, parts: list[Prediction]) -> Prediction:
+        """One prediction of the rows of ``parts`` (predictions of batches of one model), in order."""
+        if len(parts) == 1:
+            return parts[0]
+        probabilities = [p.probabilities for p in parts]
+        return cls(
+            np.concatenate([p.predictions for p in parts]),
+            None if probabilities[0] is None else np.concatenate(probabilities),
+            parts[0].class_labels,
+        )
+
+
+def best_classes(scores: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the ``k`` highest scores of each row (at least 1, at most all), best
+    first; ties keep the class order."""
+    k = max(1, min(k, scores.shape[1]))
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
 class Predictor:

@@ -73,16 +73,7 @@ async def predict(
         parts.append(await ctx.predict(call, model, feeds))
         seconds += call.compute_seconds
     call.rows, call.compute_seconds = len(images), seconds
-    return parts[0] if len(parts) == 1 else _joined(parts)
-
-
-def _joined(parts: list[Prediction]) -> Prediction:
-    probabilities = [p.probabilities for p in parts]
-    return Prediction(
-        np.concatenate([p.predictions for p in parts]),
-        None if probabilities[0] is None else np.concatenate(probabilities),
-        parts[0].class_labels,
-    )
+    return Prediction.concatenate(parts)
 
 
 def _encode(model: LoadedModel, images: list[Any], first: int, count: int) -> dict[str, np.ndarray]:

@@ -18,11 +18,11 @@ from ..config import Settings
 from ..errors import ModelNotFound, ModelportError, Unavailable
 from ..runtime import Predictor
 from ..runtime.batching import Batcher
+from ..runtime.predictor import IMAGE_BATCH
 from ..store import Store
 from .metrics import Metrics
 
 log = logging.getLogger("modelport.serve")
-IMAGE_MAX_BATCH = 8
 
 
 @dataclass
@@ -106,14 +106,14 @@ class ModelManager:
 
         Image models always run in the batcher's thread (one image takes milliseconds, so even
         their first call, before the batcher has timed one, must not hold the event loop), in
-        batches of at most IMAGE_MAX_BATCH: a CNN on CPU gains little per image from batching
+        batches of at most IMAGE_BATCH: a CNN on CPU gains little per image from batching
         (the labeller: 18 ms for 1, 25 ms per image at 8, 27 at 32) while its memory grows with
         the batch (+430 MB at 32, +650 MB at 64).
         """
         settings = self.settings
         image = manifest.is_image
         return {
-            "max_size": min(settings.batch_max_size, IMAGE_MAX_BATCH)
+            "max_size": min(settings.batch_max_size, IMAGE_BATCH)
             if image
             else settings.batch_max_size,
             "max_wait_ms": settings.batch_max_wait_ms,

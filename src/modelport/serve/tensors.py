@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from ..errors import InvalidInput
+from ..runtime.predictor import best_classes
 from .dataplane import parse_json
 
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -200,8 +201,7 @@ def classification(scores: np.ndarray, k: int, labels: list[Any] | None, name: s
             f"Output '{name}' cannot be returned as a classification: it is not one score per "
             "class (ask for it on 'probabilities')."
         )
-    k = min(k, scores.shape[1])
-    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    best = best_classes(scores, k)
     return np.array(
         [
             [
@@ -211,7 +211,7 @@ def classification(scores: np.ndarray, k: int, labels: list[Any] | None, name: s
             for row, order in zip(scores, best, strict=True)
         ],
         dtype=object,
-    ).reshape(len(scores), k)
+    ).reshape(best.shape)
 
 
 def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:

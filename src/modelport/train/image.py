@@ -32,16 +32,17 @@ from threadpoolctl import threadpool_limits
 
 from ..artifact import ColumnSpec, ModelArtifact
 from ..data.images import ImageDataset
-from ..errors import ExportError, InvalidParameter, ModelportError
+from ..errors import ExportError, ModelportError
 from ..export import parity
-from ..export.image_head import OUTPUTS, LinearHead, attach_head, unit_rows, with_view
+from ..export.image_head import OUTPUTS, LinearHead, attach_head, with_view
 from ..export.quantize import int8_variant
 from ..runtime import Predictor
+from ..runtime.head import unit
 from ..runtime.image import ImageSpec
 from .image_features import FeatureExtractor
 from .leaderboard import LeaderboardRow
 from .metrics import test_scores
-from .tabular import TrainingEvent
+from .tabular import TrainingEvent, check_time_budget
 from .versions import library_versions
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ class Candidate:
         from sklearn.preprocessing import StandardScaler
 
         l2 = self.transform == "l2"
-        unit = unit_rows(X) if l2 else X
-        scaler = StandardScaler().fit(unit) if self.transform == "standard" else None
-        inputs = scaler.transform(unit) if scaler is not None else unit
+        rows = unit(X) if l2 else X
+        scaler = StandardScaler().fit(rows) if self.transform == "standard" else None
+        inputs = scaler.transform(rows) if scaler is not None else rows
         model = LogisticRegression(C=self.C, max_iter=2000, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # lbfgs may stop at max_iter: still a usable head
@@ -155,7 +156,7 @@ class ImageAutoML:
         from .. import zoo
 
         started = time.monotonic()
-        self._check_params()
+        check_time_budget(self.time_budget)
         deadline = started + self.time_budget
         reserve = EXPORT_RESERVE[0] + EXPORT_RESERVE[1] * self.time_budget
         self._emit("loading", started, f"Loading the backbone {BACKBONE}")
@@ -221,14 +222,6 @@ class ImageAutoML:
         self.feature_seconds_ = time.monotonic() - clock
         self.data_fingerprint_ = _fingerprint(extractor.digests, dataset.labels)
         return features
-
-    def _check_params(self) -> None:
-        budget = self.time_budget
-        if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
-            raise InvalidParameter(
-                f"The time budget must be a positive number of seconds, but got {budget!r}. "
-                "Use e.g. --time-budget 60."
-            )
 
     def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stratified: at least one held-out photo per class, one in five in all."""

@@ -22,8 +22,8 @@ from ..artifact import ModelArtifact
 from ..errors import InvalidDataset, InvalidInput
 from ..runtime import Predictor
 from ..runtime.image import prepare
+from ..runtime.predictor import IMAGE_BATCH
 
-BATCH = 16
 Progress = Callable[[int, int], None]
 """Called with (photos done, photos in all)."""
 
@@ -75,8 +75,8 @@ class FeatureExtractor:
         self.hits = sum(v is not None for v in found)
         todo = [i for i, v in enumerate(found) if v is None]
         done = len(paths) - len(todo)
-        for start in range(0, len(todo), BATCH):
-            chunk = todo[start : start + BATCH]
+        for start in range(0, len(todo), IMAGE_BATCH):
+            chunk = todo[start : start + IMAGE_BATCH]
             pixels = np.stack([self._pixels(paths[i], names[i] if names else None) for i in chunk])
             vectors = self.predictor.embed({self._input: pixels})
             for i, vector in zip(chunk, vectors, strict=True):

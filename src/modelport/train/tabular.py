@@ -58,6 +58,20 @@ class TrainingEvent:
 Callback = Callable[[TrainingEvent], None]
 
 
+def check_time_budget(budget: object) -> None:
+    """A trainer's time budget must be a finite number of seconds above 0 (not a bool)."""
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, int | float)
+        or not np.isfinite(budget)
+        or budget <= 0
+    ):
+        raise InvalidParameter(
+            f"The time budget must be a positive number of seconds, but got {budget!r}. "
+            "Use e.g. --time-budget 60."
+        )
+
+
 class TabularAutoML:
     """AutoML for tables, with the scikit-learn estimator API, producing an ONNX artifact.
 
@@ -138,12 +152,7 @@ class TabularAutoML:
             )
         if self.backend == "ray":
             _require_ray()
-        budget = self.time_budget
-        if not isinstance(budget, (int, float)) or not np.isfinite(budget) or budget <= 0:
-            raise InvalidParameter(
-                f"The time budget must be a positive number of seconds, but got {budget!r}. "
-                "Use e.g. --time-budget 60."
-            )
+        check_time_budget(self.time_budget)
         if self.estimators is not None:
             known = set(ESTIMATORS["classification"]) | set(ESTIMATORS["regression"])
             unknown = [e for e in self.estimators if e not in known]
