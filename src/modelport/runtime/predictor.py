@@ -10,7 +10,8 @@ import onnxruntime as ort
 
 from ..artifact import Manifest, ModelArtifact
 from ..errors import InvalidInput, SchemaMismatch
-from . import image, tabular
+from . import image
+from .plan import TabularPlan
 
 IMAGE_BATCH = 8
 """Images per onnxruntime call: bounds a CNN's activation memory."""
@@ -93,6 +94,7 @@ class Predictor:
             if self.manifest.is_image
             else None
         )
+        self.plan = TabularPlan(self.manifest) if self.image_spec is None else None
 
     def predict(self, rows: Any) -> Prediction:
         """Predict for rows given as dicts, columns, a DataFrame or a 2-D array; for an image
@@ -100,39 +102,41 @@ class Predictor:
         return self.run(self.encode(rows))
 
     def encode(self, rows: Any) -> dict[str, np.ndarray]:
-        """The ONNX feeds for ``rows`` (or images)."""
-        if self.image_spec is not None:
-            return {
-                self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)
-            }
-        return tabular.encode(self.manifest, tabular.to_columns(rows, self.manifest))
+        """The encoded input :meth:`run` takes: rows packed by the model's plan (which the
+        server's batcher can merge), or the pixels of images."""
+        if self.plan is not None:
+            return self.plan.pack(rows)
+        return {self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)}
 
     def embed(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """The model's embedding output (image models) for already encoded feeds: float32 [n, d]."""
+        """The model's embedding output (image models) for encoded images: float32 [n, d]."""
         name = self.manifest.outputs.get("embedding")
         if name is None:
             raise InvalidInput(f"Model '{self.manifest.name}' has no embedding output.")
         return np.asarray(self._outputs([name], feeds)[name], dtype=np.float32)
 
-    def _outputs(self, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _outputs(self, names: list[str], encoded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """onnxruntime's outputs ``names``; images go IMAGE_BATCH at a time, since a CNN's
         activations grow with the batch (100 photos at once held 1.5 GB) and gain little speed."""
-        size = len(next(iter(feeds.values()))) if feeds else 0
-        step = IMAGE_BATCH if self.image_spec is not None and size > IMAGE_BATCH else max(size, 1)
-        try:
-            parts = [
-                self.session.run(names, {k: v[i : i + step] for k, v in feeds.items()})
-                for i in range(0, max(size, 1), step)
+        if self.plan is not None:
+            chunks = [self.plan.feeds(encoded)]
+        else:
+            size = len(next(iter(encoded.values())))
+            chunks = [
+                {k: v[i : i + IMAGE_BATCH] for k, v in encoded.items()}
+                for i in range(0, max(size, 1), IMAGE_BATCH)
             ]
+        try:
+            parts = [self.session.run(names, feeds) for feeds in chunks]
         except Exception as exc:  # onnxruntime's InvalidArgument/Fail carry the useful text
             raise SchemaMismatch(f"Model '{self.manifest.name}' rejected the input: {exc}") from exc
         if len(parts) == 1:
             return dict(zip(names, parts[0], strict=True))
         return {n: np.concatenate([p[i] for p in parts]) for i, n in enumerate(names)}
 
-    def run(self, feeds: dict[str, np.ndarray]) -> Prediction:
-        """Predict from already encoded ONNX feeds."""
-        results = self._outputs(self._output_names, feeds)
+    def run(self, encoded: dict[str, np.ndarray]) -> Prediction:
+        """Predict from encoded input (what :meth:`encode` returns)."""
+        results = self._outputs(self._output_names, encoded)
         outputs = self.manifest.outputs
         if "value" in outputs:
             values = np.asarray(results[outputs["value"]], dtype=np.float64).reshape(-1)

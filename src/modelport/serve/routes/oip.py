@@ -13,7 +13,6 @@ from ... import __version__
 from ...artifact import Manifest
 from ...errors import InvalidInput, Unavailable
 from ...refs import ModelRef
-from ...runtime.tabular import encode_tensors
 from .. import images
 from ..context import JSON, PUBLIC, Call, ServerContext, check_content_type, endpoint
 from ..dataplane import (
@@ -86,8 +85,9 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
-        feeds = encode_tensors(manifest, texts(decoded.inputs))
-        prediction = await ctx.predict(call, model, feeds)
+        assert model.predictor.plan is not None
+        encoded = model.predictor.plan.pack_tensors(texts(decoded.inputs))
+        prediction = await ctx.predict(call, model, encoded)
     outputs = output_tensors(manifest, prediction)
     if decoded.outputs is not None:
         unknown = [name for name in decoded.outputs if name not in outputs]

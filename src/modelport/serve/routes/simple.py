@@ -14,7 +14,6 @@ from ...artifact import Manifest
 from ...encryption import ALGORITHM
 from ...errors import InvalidInput, NotFound
 from ...refs import ModelRef
-from ...runtime.tabular import encode, to_columns
 from ...signing import Delivery
 from .. import images
 from ..context import PUBLIC, Call, ServerContext, endpoint
@@ -49,8 +48,7 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidInput(f"The body must be {TABULAR_FORM}: a list of objects, one per row.")
     ctx.check_rows(len(rows))
-    feeds = encode(model.manifest, to_columns(rows, model.manifest))
-    prediction = await ctx.predict(call, model, feeds)
+    prediction = await ctx.predict(call, model, model.predictor.encode(rows))
     outputs = output_tensors(model.manifest, prediction)
     answer = {
         "model": model.manifest.name,

@@ -14,7 +14,6 @@ from starlette.routing import Route
 from ...artifact import Manifest
 from ...errors import InvalidInput, NotFound
 from ...refs import ModelRef
-from ...runtime.tabular import encode, to_columns
 from .. import images
 from ..context import Call, ServerContext, endpoint
 from ..dataplane import (
@@ -119,10 +118,8 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
         raise InvalidInput('"instances" / "inputs" must be a list or an object.')
     if _has_images(rows):
         raise images.wrong_form(model.manifest, True, TABULAR_FORM)
-    columns = to_columns(
-        np.asarray(rows, dtype=object) if _is_matrix(rows) else rows, model.manifest
-    )
-    prediction = await ctx.predict(call, model, encode(model.manifest, columns))
+    encoded = model.predictor.encode(np.asarray(rows, dtype=object) if _is_matrix(rows) else rows)
+    prediction = await ctx.predict(call, model, encoded)
     outputs = {k: plain(v) for k, v in output_tensors(model.manifest, prediction).items()}
     return _answer(body, outputs)
 

@@ -1,0 +1,180 @@
+"""One encoding plan per tabular model: requests in any form become the graph's feeds in a few
+numpy steps, however many columns the model has.
+
+A request is first *packed*: every number column of every row in one float32 block ``[n, m]``
+and every text column in one object block ``[n, k]``. Packed requests are what the server's
+batcher merges (two concatenations, whatever the width), and :meth:`TabularPlan.feeds` turns a
+packed batch into the graph's per-column inputs with views, not copies per value.
+
+The fast path takes the common shapes (row dicts, one row, a DataFrame, wire tensors, a numeric
+matrix) when their values are already what the graph wants. Anything else (a missing column, a
+non-numeric value, an empty request) goes through :mod:`.tabular`, which converts the unusual
+and names what is wrong; so both paths give the same feeds and the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from ..artifact import Manifest
+from . import tabular
+
+Packed = dict[str, np.ndarray]
+"""``{"numbers": float32 [n, m], "strings": object [n, k]}``: one request, or a batch of them."""
+NUMBERS, STRINGS = "numbers", "strings"
+
+
+class TabularPlan:
+    """How one model's inputs are read, built once from its manifest."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        specs = manifest.inputs
+        self.numbers = [c.name for c in specs if c.dtype == "number"]
+        self.strings = [c.name for c in specs if c.dtype != "number"]
+        self._number_feeds = [c.onnx_name or c.name for c in specs if c.dtype == "number"]
+        self._string_feeds = [c.onnx_name or c.name for c in specs if c.dtype != "number"]
+        self._get_numbers = _getter(self.numbers)
+        self._get_strings = _getter(self.strings)
+        self.matrix = manifest.input_layout == "matrix"
+        self._known = frozenset(manifest.columns)
+
+    # -- requests -> packed ----------------------------------------------------------------
+
+    def pack(self, rows: Any) -> Packed:
+        """Pack rows given as dicts (or one dict), a DataFrame, columns or a 2-D array."""
+        packed = self._fast(rows)
+        if packed is None:
+            packed = self.pack_feeds(
+                tabular.encode(self.manifest, tabular.to_columns(rows, self.manifest))
+            )
+        return packed
+
+    def pack_tensors(self, tensors: Mapping[str, np.ndarray]) -> Packed:
+        """Pack named wire tensors (OIP v2, TF-Serving columns), each [n] or [n, 1]; unknown
+        names and wrong shapes or dtypes are errors, as :func:`tabular.encode_tensors` says."""
+        if not self.matrix and len(tensors) == len(self._known) and self._known.issuperset(tensors):
+            try:
+                numbers = [_column(tensors[name], True) for name in self.numbers]
+                strings = [_column(tensors[name], False) for name in self.strings]
+                return self._pack(numbers or None, strings or None, columns=True)
+            except (_Unusual, TypeError, ValueError):
+                pass
+        return self.pack_feeds(tabular.encode_tensors(self.manifest, tensors))
+
+    def pack_feeds(self, feeds: Mapping[str, np.ndarray]) -> Packed:
+        """Packed form of the graph's own feeds (what :mod:`.tabular` makes)."""
+        if self.matrix:
+            assert self.manifest.matrix_input is not None
+            return {NUMBERS: feeds[self.manifest.matrix_input], STRINGS: _no_strings(0)}
+        numbers = [feeds[name] for name in self._number_feeds]
+        strings = [feeds[name] for name in self._string_feeds]
+        n = len(numbers[0]) if numbers else len(strings[0]) if strings else 0
+        return {
+            NUMBERS: np.hstack(numbers) if numbers else np.empty((n, 0), np.float32),
+            STRINGS: np.hstack(strings) if strings else _no_strings(n),
+        }
+
+    # -- packed -> the graph's feeds ----------------------------------------------------------
+
+    def feeds(self, packed: Packed) -> dict[str, np.ndarray]:
+        """The graph's inputs: the matrix itself, or one [n, 1] view per column."""
+        numbers = packed[NUMBERS]
+        if self.matrix:
+            return {self.manifest.matrix_input or "input": numbers}
+        numbers = np.asfortranarray(numbers)  # each column contiguous, so views can be fed
+        strings = np.asfortranarray(packed[STRINGS])
+        feeds = {name: numbers[:, i : i + 1] for i, name in enumerate(self._number_feeds)}
+        feeds.update({name: strings[:, i : i + 1] for i, name in enumerate(self._string_feeds)})
+        return feeds
+
+    # -- the fast path ----------------------------------------------------------------------
+
+    def _fast(self, rows: Any) -> Packed | None:
+        """Packed rows, or None when they need the careful path (which may raise)."""
+        try:
+            if isinstance(rows, list) and rows and type(rows[0]) is dict:
+                return self._rows(rows)
+            if type(rows) is dict and rows:
+                if not any(map(tabular._is_sequence, rows.values())):
+                    return self._rows([rows])  # one row
+                numbers = [rows[name] for name in self.numbers]
+                strings = [rows[name] for name in self.strings]
+                return self._pack(numbers or None, strings or None, columns=True)
+            if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
+                return self._frame(rows)
+            if isinstance(rows, np.ndarray) and self.matrix and rows.dtype.kind in "fiub":
+                return self._pack(rows, None)  # _pack checks the shape
+        except (_Unusual, KeyError, TypeError, ValueError):
+            pass
+        return None
+
+    def _rows(self, rows: list[dict[str, Any]]) -> Packed:
+        get_numbers, get_strings = self._get_numbers, self._get_strings
+        numbers = [get_numbers(row) for row in rows] if get_numbers else None
+        strings = [get_strings(row) for row in rows] if get_strings else None
+        return self._pack(
+            np.array(numbers, dtype=np.float32) if numbers is not None else None,
+            strings,
+        )
+
+    def _frame(self, frame: Any) -> Packed:
+        numbers = [frame[name].to_numpy() for name in self.numbers]  # pandas keeps columns
+        strings = [frame[name].to_numpy() for name in self.strings]
+        return self._pack(numbers or None, strings or None, columns=True)
+
+    def _pack(self, numbers: Any, strings: Any, columns: bool = False) -> Packed:
+        """Blocks from row-major values (``columns``: one sequence per column instead)."""
+        if numbers is not None:
+            numbers = np.asarray(numbers, dtype=np.float32)
+            numbers = numbers.T if columns else numbers
+            if numbers.ndim != 2 or numbers.shape[1] != len(self.numbers):
+                raise _Unusual
+        if strings is None:
+            return {NUMBERS: numbers, STRINGS: _no_strings(len(numbers))}
+        shape = (len(strings), len(strings[0])) if columns else (len(strings), len(self.strings))
+        block = np.empty(shape, dtype=object)
+        block[:] = strings
+        block = block.T if columns else block
+        if set(map(type, block.flat)) != {str}:  # None, numbers: into the runtime's text form
+            block = tabular._strings(block.ravel()).reshape(block.shape)
+        if numbers is None:
+            numbers = np.empty((len(block), 0), np.float32)
+        elif len(numbers) != len(block):
+            raise _Unusual  # columns of different lengths: the careful path names them
+        return {NUMBERS: numbers, STRINGS: block}
+
+
+class _Unusual(Exception):
+    """Input the fast path leaves to the careful one."""
+
+
+def _getter(names: list[str]) -> Any:
+    """A function of a row dict that returns its values of ``names`` as a tuple (KeyError when
+    one is absent), or None without names."""
+    if not names:
+        return None
+    get = itemgetter(*names)
+    return get if len(names) > 1 else lambda row: (get(row),)
+
+
+def _column(tensor: np.ndarray, number: bool) -> np.ndarray:
+    """One wire tensor as a flat column of the kind the graph wants, or _Unusual."""
+    if tensor.ndim == 2 and tensor.shape[1] == 1:
+        tensor = tensor.reshape(-1)
+    if tensor.ndim != 1 or (tensor.dtype.kind in "fiub") != number:
+        raise _Unusual
+    return tensor
+
+
+def _no_strings(n: int) -> np.ndarray:
+    return np.empty((n, 0), dtype=object)
+
+
+def rows_of(packed: Packed) -> int:
+    """How many rows a packed request holds."""
+    return len(packed[NUMBERS])
