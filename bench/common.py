@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: paths, the adult model they all serve, ports, timing loops."""
+"""What the benchmark scripts share: paths, the tables and models they serve (adult and a
+generated wide table), request bodies, raw onnxruntime feeds, ports, timing loops."""
 
 from __future__ import annotations
 
@@ -31,17 +32,127 @@ def adult():  # type: ignore[no-untyped-def]
     return frame.drop(columns="income"), frame["income"]
 
 
-def train_adult(home: Path, budget: float = 15):  # type: ignore[no-untyped-def]
-    """A LightGBM model on adult (seed 0), registered as `adult` in a fresh store at ``home``."""
+def wide_table(columns: int = 20, rows: int = 5000, seed: int = 0):  # type: ignore[no-untyped-def]
+    """A generated mixed table: about 2/3 of the ``columns`` text categories (``c3`` holds
+    "c3_0" ... with 3, 5, 8, 12 or 30 values, in turn), the rest rounded floats (``x2``); the
+    target "yes"/"no" depends on up to six categories and three numbers, plus noise."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    data: dict[str, np.ndarray] = {}
+    score = rng.normal(0.0, 1.0, rows)  # the noise
+    categorical = numeric = 0
+    for i in range(columns):
+        if i % 3 != 2:
+            size = CARDINALITIES[categorical % len(CARDINALITIES)]
+            codes = rng.integers(0, size, rows)
+            data[f"c{i}"] = np.array([f"c{i}_{k}" for k in range(size)], dtype=object)[codes]
+            if categorical < 6:
+                score += rng.normal(0.0, 1.0, size)[codes]
+            categorical += 1
+        else:
+            values = rng.normal(rng.uniform(-50, 50), rng.uniform(1, 20), rows).round(2)
+            data[f"x{i}"] = values
+            if numeric < 3:
+                score += (values - values.mean()) / values.std()
+            numeric += 1
+    target = np.where(score > np.median(score), "yes", "no")
+    return pd.DataFrame(data), pd.Series(target, name="target")
+
+
+CARDINALITIES = (3, 5, 8, 12, 30)
+
+
+def train_table(home: Path, name: str, X, y, budget: float = 8):  # type: ignore[no-untyped-def]
+    """A LightGBM model (seed 0) on ``X``, ``y``, registered as ``name`` in the store at ``home``
+    beside what it holds already."""
     from modelport.config import Settings
     from modelport.store import Store
     from modelport.train import TabularAutoML
 
+    automl = TabularAutoML(time_budget=budget, estimators=("lgbm",), seed=0).fit(X, y)
+    Store(Settings(home=home)).register(automl.to_artifact(name))
+    return automl
+
+
+def train_adult(home: Path, budget: float = 15):  # type: ignore[no-untyped-def]
+    """A LightGBM model on adult (seed 0), registered as `adult` in a fresh store at ``home``."""
     shutil.rmtree(home, ignore_errors=True)
     X, y = adult()
-    automl = TabularAutoML(time_budget=budget, estimators=("lgbm",), seed=0).fit(X, y)
-    Store(Settings(home=home)).register(automl.to_artifact("adult"))
-    return automl, X, y
+    return train_table(home, "adult", X, y, budget), X, y
+
+
+TABLES = ("adult", "wide")
+"""The tables the serving and SDK benchmarks run on: adult (if ../shared/data has it) and
+``wide_table(20)``."""
+BUDGETS = {"adult": 15.0, "wide": 8.0}
+"""AutoML seconds per table."""
+
+
+def table(name: str):  # type: ignore[no-untyped-def]
+    """One of ``TABLES`` as features and target."""
+    return adult() if name == "adult" else wide_table(20)
+
+
+def present(names: list[str] | tuple[str, ...] = TABLES) -> list[str]:
+    """``names`` without adult when its data is absent (said on stderr)."""
+    if "adult" in names and not ADULT.exists():
+        print(f"skipped adult: {ADULT} is not available", file=sys.stderr)
+        return [n for n in names if n != "adult"]
+    return list(names)
+
+
+def simple_body(rows: list[dict]) -> dict:
+    """modelport's simple JSON request."""
+    return {"rows": rows}
+
+
+def oip_body(rows: list[dict], numbers: str = "FP32", content_type: bool = False) -> dict:
+    """OIP v2 JSON, one input per column; ``content_type`` asks MLServer for a DataFrame."""
+    inputs = []
+    for column in rows[0]:
+        values = [row[column] for row in rows]
+        numeric = isinstance(values[0], (int, float))
+        inputs.append(
+            {
+                "name": column,
+                "shape": [len(rows), 1],
+                "datatype": numbers if numeric else "BYTES",
+                "data": values,
+            }
+        )
+    body: dict = {"inputs": inputs}
+    if content_type:
+        body["parameters"] = {"content_type": "pd"}
+    return body
+
+
+def raw_feeds(manifest, rows) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The graph's feeds for ``rows`` (dicts or a DataFrame), made here rather than by modelport
+    (whose encoding is what is measured against them): per input column, float32 or str [n, 1]."""
+    feeds = {}
+    for spec in manifest.inputs:
+        if isinstance(rows, list):
+            values = [row[spec.name] for row in rows]
+        else:
+            values = rows[spec.name].tolist()
+        if spec.dtype == "number":
+            array = np.asarray(values, dtype=np.float32)
+        else:
+            array = np.asarray([str(v) for v in values], dtype=object)
+        feeds[spec.onnx_name or spec.name] = array.reshape(-1, 1)
+    return feeds
+
+
+def create_key(home: Path) -> str:
+    """A new predict-scope API key in the store at ``home``: once one exists, the server
+    requires keys, as a deployment does."""
+    from modelport.config import Settings
+    from modelport.serve.keys import KeyStore
+    from modelport.store import Store
+
+    _, secret = KeyStore(Store(Settings(home=home)).engine).create("bench", "predict")
+    return secret
 
 
 def free_port() -> int:
@@ -50,9 +161,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def require(hey: bool = False) -> None:
-    """Exit with the reason when the data set (or `hey`) is missing; make the output folder."""
-    if not ADULT.exists():
+def require(hey: bool = False, needs_adult: bool = True) -> None:
+    """Exit with the reason when adult (if ``needs_adult``) or `hey` is missing; make OUT."""
+    if needs_adult and not ADULT.exists():
         sys.exit(f"skipped: {ADULT} is not available")
     if hey and shutil.which("hey") is None:
         sys.exit("needs `hey`: apt-get install -y hey")
