@@ -21,11 +21,18 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "lines": {"format": "%(message)s"},  # access lines: JSON that carries its own time
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "access": {"class": "logging.StreamHandler", "formatter": "lines"},
+    },
     "loggers": {
         "uvicorn": {"handlers": ["stderr"], "level": "INFO"},
         "modelport": {"handlers": ["stderr"], "level": "INFO"},
+        "modelport.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
 

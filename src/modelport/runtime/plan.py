@@ -15,7 +15,7 @@ and names what is wrong; so both paths give the same feeds and the same errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,9 @@ from . import tabular
 Packed = dict[str, np.ndarray]
 """``{"numbers": float32 [n, m], "strings": object [n, k]}``: one request, or a batch of them."""
 NUMBERS, STRINGS = "numbers", "strings"
+NUMERIC = frozenset("fiub")
+"""numpy dtype kinds that number columns take (float, int, unsigned, bool)."""
+KIND = attrgetter("dtype.kind")
 
 
 class TabularPlan:
@@ -58,12 +61,16 @@ class TabularPlan:
         """Pack named wire tensors (OIP v2, TF-Serving columns), each [n] or [n, 1]; unknown
         names and wrong shapes or dtypes are errors, as :func:`tabular.encode_tensors` says."""
         if not self.matrix and len(tensors) == len(self._known) and self._known.issuperset(tensors):
-            try:
-                numbers = [_column(tensors[name], True) for name in self.numbers]
-                strings = [_column(tensors[name], False) for name in self.strings]
-                return self._pack(numbers or None, strings or None, columns=True)
-            except (_Unusual, TypeError, ValueError):
-                pass
+            numbers = [tensors[name] for name in self.numbers]
+            strings = [tensors[name] for name in self.strings]
+            kinds = set(map(KIND, numbers)), set(map(KIND, strings))
+            if kinds[0] <= NUMERIC and not kinds[1] & NUMERIC:
+                try:
+                    return self._pack(
+                        _stack(numbers, np.float32), _stack(strings, object), columns=True
+                    )
+                except (_Unusual, TypeError, ValueError):
+                    pass  # shapes [n] and [n, 1] mixed, other shapes, lengths that differ
         return self.pack_feeds(tabular.encode_tensors(self.manifest, tensors))
 
     def pack_feeds(self, feeds: Mapping[str, np.ndarray]) -> Packed:
@@ -107,7 +114,7 @@ class TabularPlan:
                 return self._pack(numbers or None, strings or None, columns=True)
             if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
                 return self._frame(rows)
-            if isinstance(rows, np.ndarray) and self.matrix and rows.dtype.kind in "fiub":
+            if isinstance(rows, np.ndarray) and self.matrix and rows.dtype.kind in NUMERIC:
                 return self._pack(rows, None)  # _pack checks the shape
         except (_Unusual, KeyError, TypeError, ValueError):
             pass
@@ -162,13 +169,16 @@ def _getter(names: list[str]) -> Any:
     return get if len(names) > 1 else lambda row: (get(row),)
 
 
-def _column(tensor: np.ndarray, number: bool) -> np.ndarray:
-    """One wire tensor as a flat column of the kind the graph wants, or _Unusual."""
-    if tensor.ndim == 2 and tensor.shape[1] == 1:
-        tensor = tensor.reshape(-1)
-    if tensor.ndim != 1 or (tensor.dtype.kind in "fiub") != number:
+def _stack(columns: list[np.ndarray], dtype: Any) -> np.ndarray | None:
+    """Columns of one shape, [n] or [n, 1], as one [columns, n] array (None without columns)."""
+    if not columns:
+        return None
+    stacked = np.array(columns, dtype=dtype)
+    if stacked.ndim == 3 and stacked.shape[2] == 1:
+        stacked = stacked.reshape(stacked.shape[:2])
+    if stacked.ndim != 2:
         raise _Unusual
-    return tensor
+    return stacked
 
 
 def _no_strings(n: int) -> np.ndarray:

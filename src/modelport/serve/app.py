@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
+from .access_log import FLUSH_SECONDS
 from .context import PUBLIC, Call, ServerContext, endpoint
 from .dataplane import json_response
 from .errors import handle
@@ -57,11 +58,15 @@ def create_app(settings: Settings | None = None) -> BrowserGuard:
             asyncio.create_task(_every(ctx.settings.poll_interval, _refresh, ctx)),
             asyncio.create_task(_every(ctx.settings.meter_flush_seconds, _flush, ctx)),
         ]
+        if ctx.access_log is not None:
+            tasks.append(asyncio.create_task(_every(FLUSH_SECONDS, _write_access_log, ctx)))
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
+            if ctx.access_log is not None:
+                ctx.access_log.flush()
             await asyncio.to_thread(ctx.meter.flush)
             await asyncio.to_thread(ctx.runner.stop)
 
@@ -120,6 +125,11 @@ async def _refresh(ctx: ServerContext) -> None:
 
 async def _flush(ctx: ServerContext) -> None:
     await ctx.flush_usage()
+
+
+async def _write_access_log(ctx: ServerContext) -> None:
+    assert ctx.access_log is not None
+    ctx.access_log.flush()
 
 
 async def _every(seconds: float, job, ctx: ServerContext) -> None:  # type: ignore[no-untyped-def]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +21,7 @@ from ..runtime import Prediction
 from ..signing import SigningKey
 from ..store import Store
 from ..train.runner import JobRunner
+from .access_log import AccessLog
 from .auth import Authenticator
 from .dataplane import parse_json
 from .errors import error_response
@@ -31,7 +30,6 @@ from .metering import Meter
 from .metrics import Metrics
 from .models import LoadedModel, ModelManager
 
-access_log = logging.getLogger("modelport.access")
 JSON = "application/json"
 
 
@@ -61,6 +59,7 @@ class ServerContext:
         self.meter = Meter(self.store.engine)
         self.signing = SigningKey.load_or_create(settings.home)
         self.runner = JobRunner(self.store, settings)
+        self.access_log = AccessLog() if settings.access_log else None
         self.ready = False
         self._flushing = asyncio.Lock()
 
@@ -189,20 +188,16 @@ def endpoint(
                     call.rows,
                     call.compute_seconds,
                 )
-            if ctx.settings.access_log:
-                access_log.info(
-                    orjson.dumps(
-                        {
-                            "route": route,
-                            "method": request.method,
-                            "path": request.url.path,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 3),
-                            "model": call.model,
-                            "rows": call.rows,
-                            "key": call.key.id if call.key else None,
-                        }
-                    ).decode()
+            if ctx.access_log is not None:
+                ctx.access_log.record(
+                    route,
+                    request.scope["method"],
+                    request.scope["path"],
+                    status,
+                    elapsed,
+                    call.model,
+                    call.rows,
+                    call.key.id if call.key else None,
                 )
             return response
 

@@ -6,6 +6,7 @@ transaction every few seconds, so metering costs no database round trip per requ
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,15 +26,22 @@ class Meter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._buffer: dict[Bucket, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        self._minute = (-1, datetime.now(UTC))
 
     def record(
         self, key_id: str | None, model: str, status: int, rows: int, seconds: float
     ) -> None:
-        minute = datetime.now(UTC).replace(second=0, microsecond=0)
-        totals = self._buffer[(minute, key_id, model, status)]
+        totals = self._buffer[(self._this_minute(), key_id, model, status)]
         totals[0] += 1
         totals[1] += rows
         totals[2] += seconds
+
+    def _this_minute(self) -> datetime:
+        """The current UTC minute (made once per minute, not per request)."""
+        number = int(time.time() // 60)
+        if number != self._minute[0]:
+            self._minute = (number, datetime.fromtimestamp(number * 60, UTC))
+        return self._minute[1]
 
     def take(self) -> dict[Bucket, list[float]]:
         """Hand over what is buffered (call on the event loop, where ``record`` runs)."""

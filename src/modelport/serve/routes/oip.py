@@ -86,7 +86,7 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
         assert model.predictor.plan is not None
-        encoded = model.predictor.plan.pack_tensors(texts(decoded.inputs))
+        encoded = model.predictor.plan.pack_tensors(texts(decoded.inputs, decoded.binary))
         prediction = await ctx.predict(call, model, encoded)
     outputs = output_tensors(manifest, prediction)
     if decoded.outputs is not None:
