@@ -43,6 +43,7 @@ class TabularPlan:
         self._string_feeds = [c.onnx_name or c.name for c in specs if c.dtype != "number"]
         self._get_numbers = _getter(self.numbers)
         self._get_strings = _getter(self.strings)
+        self._number_key, self._string_key = tuple(self.numbers), tuple(self.strings)
         self.matrix = manifest.input_layout == "matrix"
         self._known = frozenset(manifest.columns)
 
@@ -72,6 +73,27 @@ class TabularPlan:
                 except (_Unusual, TypeError, ValueError):
                     pass  # shapes [n] and [n, 1] mixed, other shapes, lengths that differ
         return self.pack_feeds(tabular.encode_tensors(self.manifest, tensors))
+
+    def pack_blocks(self, blocks: list[tuple[tuple[str, ...], np.ndarray]]) -> Packed | None:
+        """Packed from wire columns already gathered by type (one [inputs, n] array per type,
+        with the inputs' names) when they are exactly this model's number columns and its text
+        columns, in its order: one transpose each. None otherwise (use :meth:`pack_tensors`)."""
+        found = dict(blocks)
+        numbers = found.pop(self._number_key, None) if self.numbers else _NONE
+        strings = found.pop(self._string_key, None) if self.strings else _NONE
+        if self.matrix or found or numbers is None or strings is None:
+            return None
+        if numbers is not _NONE and numbers.dtype.kind not in NUMERIC:
+            return None
+        if strings is not _NONE and strings.dtype != object:
+            return None
+        n = (numbers if numbers is not _NONE else strings).shape[1]
+        return {
+            NUMBERS: np.empty((n, 0), np.float32)
+            if numbers is _NONE
+            else numbers.T.astype(np.float32),
+            STRINGS: _no_strings(n) if strings is _NONE else strings.T,
+        }
 
     def pack_feeds(self, feeds: Mapping[str, np.ndarray]) -> Packed:
         """Packed form of the graph's own feeds (what :mod:`.tabular` makes)."""
@@ -154,6 +176,10 @@ class TabularPlan:
         elif len(numbers) != len(block):
             raise _Unusual  # columns of different lengths: the careful path names them
         return {NUMBERS: numbers, STRINGS: block}
+
+
+_NONE = np.empty((0, 0))
+"""A block of no columns (a model without number or without text columns)."""
 
 
 class _Unusual(Exception):

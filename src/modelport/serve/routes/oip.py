@@ -85,8 +85,10 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
-        assert model.predictor.plan is not None
-        encoded = model.predictor.plan.pack_tensors(texts(decoded.inputs, decoded.binary))
+        plan = model.predictor.plan
+        assert plan is not None
+        encoded = decoded.blocks and plan.pack_blocks(decoded.blocks)
+        encoded = encoded or plan.pack_tensors(texts(decoded.inputs, decoded.binary))
         prediction = await ctx.predict(call, model, encoded)
     outputs = output_tensors(manifest, prediction)
     if decoded.outputs is not None:
