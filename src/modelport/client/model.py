@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -32,19 +32,58 @@ MODES = ("local_only", "prefer_local", "prefer_remote", "remote_only")
 UPDATES = ("local", "background", "latest")
 
 
-@dataclass
 class Result:
-    """Predictions for the rows or images asked about, and who computed them."""
+    """Predictions for the rows or images asked about, and who computed them.
 
-    predictions: list[Any]
-    probabilities: list[dict[str, float]] | None
-    served_by: Literal["local", "local-personalized", "remote"]
-    """``local-personalized``: the head :meth:`Model.personalize` fitted on this device answered."""
-    version: int | None
-    stale: bool = False
-    """True when ``update="latest"`` could not reach the server and the cached copy answered."""
-    top_k: list[list[dict[str, Any]]] | None = None
-    """Classifiers: the most probable labels of each row, best first: ``[{"label", "score"}]``."""
+    ``probabilities`` and ``top_k`` are made on first use: for a large batch, building a dict
+    per row costs a fifth of the prediction, and many callers read only ``predictions``.
+    """
+
+    def __init__(
+        self,
+        predictions: list[Any],
+        probabilities: Lazy[list[dict[str, float]]],
+        served_by: Literal["local", "local-personalized", "remote"],
+        version: int | None,
+        stale: bool = False,
+        top_k: Lazy[list[list[dict[str, Any]]]] = None,
+    ) -> None:
+        self.predictions = predictions
+        self.served_by = served_by
+        """``local-personalized``: the head :meth:`Model.personalize` fitted on this device
+        answered."""
+        self.version = version
+        self.stale = stale
+        """True when ``update="latest"`` could not reach the server and the cached copy
+        answered."""
+        self._probabilities = probabilities
+        self._top_k = top_k
+
+    @property
+    def probabilities(self) -> list[dict[str, float]] | None:
+        """Classifiers: ``{label: probability}`` for each row."""
+        if callable(self._probabilities):
+            self._probabilities = self._probabilities()
+        return self._probabilities
+
+    @property
+    def top_k(self) -> list[list[dict[str, Any]]] | None:
+        """Classifiers: the most probable labels of each row, best first: ``[{"label", "score"}]``."""
+        if callable(self._top_k):
+            self._top_k = self._top_k()
+        return self._top_k
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(predictions={self.predictions!r}, probabilities={self.probabilities!r}, "
+            f"served_by={self.served_by!r}, version={self.version!r}, stale={self.stale!r}, "
+            f"top_k={self.top_k!r})"
+        )
+
+
+T = TypeVar("T")
+Lazy = T | Callable[[], T | None] | None
+"""A value, or a function that makes it when it is first read."""
 
 
 @dataclass
@@ -147,11 +186,11 @@ class Model:
         prediction = predictor.predict(inputs)
         return Result(
             prediction.predictions.tolist(),
-            prediction.probabilities_by_label(),
+            prediction.probabilities_by_label,
             "local-personalized" if personal else "local",
             predictor.manifest.version,
             self.stale,
-            prediction.top_k(top_k),
+            lambda: prediction.top_k(top_k),
         )
 
     def _remote(self, inputs: Any, top_k: int) -> Result:
@@ -168,7 +207,7 @@ class Model:
             probabilities,
             "remote",
             answer.get("version"),
-            top_k=answer.get("top_k") or _ranked(probabilities, top_k),
+            top_k=answer.get("top_k") or (lambda: _ranked(probabilities, top_k)),
         )
 
     # -- personalising on the device -----------------------------------------------------------

@@ -7,6 +7,7 @@ ends. Tensors become numpy arrays directly: no per-element Python work for numbe
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ class InferRequest:
     """A decoded inference request."""
 
     id: str | None
-    inputs: dict[str, np.ndarray]
+    decoded: dict[str, np.ndarray] | None
+    """The inputs, decoded one by one (None when they came as ``blocks``)."""
     outputs: list[str] | None
     binary_outputs: dict[str, bool] = field(default_factory=dict)
     binary_default: bool = False
@@ -53,7 +55,20 @@ class InferRequest:
     """Whether tensors came in binary (BYTES elements are then ``bytes``, not text)."""
     blocks: Blocks | None = None
     """The inputs of each datatype as one [inputs, n] array with their names, when the request
-    took the JSON fast path (``inputs`` then holds views of these rows)."""
+    took the JSON fast path."""
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, np.ndarray]:
+        """Every input by name (for the fast path, views of the rows of ``blocks``)."""
+        if self.decoded is not None:
+            return self.decoded
+        assert self.blocks is not None
+        return {n: row for names, block in self.blocks for n, row in zip(names, block, strict=True)}
+
+    def has_input(self, name: str) -> bool:
+        if self.blocks is not None:
+            return any(name in names for names, _ in self.blocks)
+        return name in self.inputs
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -76,11 +91,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         )
     blocks = None if binary else _json_columns(request["inputs"])
     inputs, offset = None, 0
-    if blocks is not None:
-        inputs = {
-            name: row for names, block in blocks for name, row in zip(names, block, strict=True)
-        }
-    else:
+    if blocks is None:
         inputs = {}
         for item in request["inputs"]:
             name, array, used = _decode_input(item, binary, offset)

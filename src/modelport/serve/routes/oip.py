@@ -82,7 +82,7 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
     call.model = manifest.name
     if manifest.is_image:
         prediction = await images.predict(ctx, call, model, _images(manifest, decoded.inputs))
-    elif IMAGE in decoded.inputs and IMAGE not in manifest.columns:
+    elif decoded.has_input(IMAGE) and IMAGE not in manifest.columns:
         raise images.wrong_form(manifest, True, TABULAR_FORM)
     else:
         plan = model.predictor.plan
