@@ -59,3 +59,24 @@ def regression(n: int = 500, seed: int = 2) -> pd.DataFrame:
     frame["price"] = frame["area"] * 25 + frame["rooms"] * 150 + bonus + rng.normal(0, 60, n)
     frame.loc[rng.random(n) < 0.05, "rooms"] = np.nan
     return frame
+
+
+def wide_classification(n: int = 400, columns: int = 30, seed: int = 3) -> pd.DataFrame:
+    """A wide table: two thirds of ``columns`` text categories, the rest numbers, with gaps;
+    binary target 'label' (yes/no) from a few of each."""
+    rng = np.random.default_rng(seed)
+    frame, score = {}, np.zeros(n)
+    for i in range(columns):
+        if i % 3:
+            levels = np.array([f"c{i}_{j}" for j in range(3 + i % 7)])
+            codes = rng.integers(0, len(levels), n)
+            frame[f"cat {i}"] = levels[codes]
+            score += (codes == 0) * (i % 4 == 1)
+        else:
+            frame[f"num_{i}"] = rng.normal(0, 1, n).round(3)
+            score += frame[f"num_{i}"] * (i % 2)
+    table = pd.DataFrame(frame)
+    table.loc[rng.random(n) < 0.05, "cat 1"] = None
+    table.loc[rng.random(n) < 0.05, "num_0"] = np.nan
+    table["label"] = np.where(score + rng.normal(0, 0.5, n) > 1.0, "yes", "no")
+    return table

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     """Dynamic batching: extra wait for more requests before a call (0: merge only what queued)."""
 
     batch_inline_below_ms: float = 1.0
-    """Models whose calls take less run inline, unbatched (batching would cost more; 0: always batch)."""
+    """Models whose calls take less run on the event loop, one call per loop turn for the requests it gathered (a thread hop would cost more); slower ones queue for a worker thread (0: always queue)."""
 
     batch_per_model: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per-model batching, e.g. {"credit": {"max_size": 256, "max_wait_ms": 2, "inline_below_ms": 0}}."""
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     """How often buffered usage records are written to the database."""
 
     access_log: bool = True
-    """Write one structured (JSON) log line per request; never keys or input data."""
+    """Write one structured (JSON) log line per request, in batches within a second; never keys or input data."""
 
     max_dataset_bytes: int = 1024**3
     """Largest dataset upload accepted (413 beyond)."""

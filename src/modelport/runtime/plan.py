@@ -169,8 +169,7 @@ class TabularPlan:
         block = np.empty(shape, dtype=object)
         block[:] = strings
         block = block.T if columns else block
-        if set(map(type, block.flat)) != {str}:  # None, numbers: into the runtime's text form
-            block = tabular._strings(block.ravel()).reshape(block.shape)
+        block = _texts(block)
         if numbers is None:
             numbers = np.empty((len(block), 0), np.float32)
         elif len(numbers) != len(block):
@@ -205,6 +204,24 @@ def _stack(columns: list[np.ndarray], dtype: Any) -> np.ndarray | None:
     if stacked.ndim != 2:
         raise _Unusual
     return stacked
+
+
+def _texts(block: np.ndarray) -> np.ndarray:
+    """A block of text values as the graph wants them: missing values (None, NaN) become "",
+    in two vectorised passes; other non-text values (numbers) go through tabular's conversion."""
+    kinds = set(map(type, block.flat))
+    if kinds == {str}:
+        return block
+    if kinds <= MISSING_TEXT:
+        missing = np.equal(block, None) | (block != block)  # None, and NaN (unequal to itself)
+        if set(map(type, block[~missing])) <= {str}:
+            block = block.copy()
+            block[missing] = ""
+            return block
+    return tabular._strings(block.ravel()).reshape(block.shape)
+
+
+MISSING_TEXT = frozenset({str, float, type(None)})
 
 
 def _no_strings(n: int) -> np.ndarray:
