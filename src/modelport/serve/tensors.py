@@ -151,7 +151,8 @@ def _json_columns(items: list[Any]) -> Blocks | None:
         names, shapes, datatypes, datas = zip(*map(COLUMN_FIELDS, items), strict=True)
         n = len(datas[0])
         if (
-            set(map(type, datas)) != {list}
+            not n
+            or set(map(type, datas)) != {list}
             or set(map(len, datas)) != {n}
             or not set(map(tuple, shapes)) <= {(n,), (n, 1)}
             or set(map(type, names)) != {str}
@@ -161,16 +162,17 @@ def _json_columns(items: list[Any]) -> Blocks | None:
         blocks = []
         for datatype in set(datatypes):
             members = [i for i, d in enumerate(datatypes) if d == datatype]
-            block = _json_block([datas[i] for i in members], datatype, n)
+            pick = itemgetter(*members, members[0])  # a tuple even for one member
+            block = _json_block(pick(datas)[:-1], datatype, n)
             if block is None:
                 return None
-            blocks.append((tuple(names[i] for i in members), block))
+            blocks.append((pick(names)[:-1], block))
     except (KeyError, TypeError, ValueError):
         return None
     return blocks
 
 
-def _json_block(columns: list[list[Any]], datatype: Any, n: int) -> np.ndarray | None:
+def _json_block(columns: tuple[list[Any], ...], datatype: Any, n: int) -> np.ndarray | None:
     """Same-type columns as one [columns, n] array, or None if a value is not of the type."""
     if datatype == "BYTES":
         block = np.empty((len(columns), n), dtype=object)
