@@ -77,29 +77,27 @@ class TabularPlan:
     def pack_blocks(self, blocks: list[tuple[tuple[str, ...], np.ndarray]]) -> Packed | None:
         """Packed from wire columns already gathered by type (one [inputs, n] array per type,
         with the inputs' names) when they are exactly this model's number columns and its text
-        columns, in its order: one transpose each. None otherwise (use :meth:`pack_tensors`)."""
+        columns, in its order. None otherwise (use :meth:`pack_tensors`)."""
         found = dict(blocks)
-        numbers = found.pop(self._number_key, None) if self.numbers else _NONE
-        strings = found.pop(self._string_key, None) if self.strings else _NONE
-        if self.matrix or found or numbers is None or strings is None:
+        numbers = found.pop(self._number_key, None) if self.numbers else None
+        strings = found.pop(self._string_key, None) if self.strings else None
+        if (
+            self.matrix
+            or found
+            or (numbers is None) != (not self.numbers)
+            or (strings is None) != (not self.strings)
+            or (numbers is not None and numbers.dtype.kind not in NUMERIC)
+            or (strings is not None and strings.dtype != object)
+        ):
             return None
-        if numbers is not _NONE and numbers.dtype.kind not in NUMERIC:
-            return None
-        if strings is not _NONE and strings.dtype != object:
-            return None
-        n = (numbers if numbers is not _NONE else strings).shape[1]
-        return {
-            NUMBERS: np.empty((n, 0), np.float32)
-            if numbers is _NONE
-            else numbers.T.astype(np.float32),
-            STRINGS: _no_strings(n) if strings is _NONE else strings.T,
-        }
+        return self._pack(numbers, strings, columns=True)
 
     def pack_feeds(self, feeds: Mapping[str, np.ndarray]) -> Packed:
         """Packed form of the graph's own feeds (what :mod:`.tabular` makes)."""
         if self.matrix:
             assert self.manifest.matrix_input is not None
-            return {NUMBERS: feeds[self.manifest.matrix_input], STRINGS: _no_strings(0)}
+            matrix = feeds[self.manifest.matrix_input]
+            return {NUMBERS: matrix, STRINGS: _no_strings(len(matrix))}
         numbers = [feeds[name] for name in self._number_feeds]
         strings = [feeds[name] for name in self._string_feeds]
         n = len(numbers[0]) if numbers else len(strings[0]) if strings else 0
@@ -177,10 +175,6 @@ class TabularPlan:
         return {NUMBERS: numbers, STRINGS: block}
 
 
-_NONE = np.empty((0, 0))
-"""A block of no columns (a model without number or without text columns)."""
-
-
 class _Unusual(Exception):
     """Input the fast path leaves to the careful one."""
 
@@ -226,8 +220,3 @@ MISSING_TEXT = frozenset({str, float, type(None)})
 
 def _no_strings(n: int) -> np.ndarray:
     return np.empty((n, 0), dtype=object)
-
-
-def rows_of(packed: Packed) -> int:
-    """How many rows a packed request holds."""
-    return len(packed[NUMBERS])

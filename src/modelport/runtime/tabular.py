@@ -1,8 +1,10 @@
 """Turn rows (dicts, columns, DataFrames, arrays) into the ONNX inputs a manifest describes.
 
-This is the one place tabular input is encoded, for training, the CLI, the server and the client:
-numbers become float32 (missing -> NaN, imputed inside the graph), categories become strings
-(missing -> "", which the graph treats like any unseen category).
+This is the careful path of tabular encoding, for training, the CLI, the server and the client:
+it converts anything (numbers become float32, missing -> NaN, imputed inside the graph; categories
+become strings, missing -> "", which the graph treats like any unseen category) and names what is
+wrong. Predictions go through runtime/plan.py, which packs the common forms in a few numpy steps
+and hands everything else to these functions, so both give the same feeds and the same errors.
 """
 
 from __future__ import annotations
