@@ -127,7 +127,7 @@ class TabularPlan:
             if isinstance(rows, list) and rows and type(rows[0]) is dict:
                 return self._rows(rows)
             if type(rows) is dict and rows:
-                if not any(map(tabular._is_sequence, rows.values())):
+                if not any(map(tabular.is_sequence, rows.values())):
                     return self._rows([rows])  # one row
                 numbers = [rows[name] for name in self.numbers]
                 strings = [rows[name] for name in self.strings]
@@ -212,7 +212,7 @@ def _texts(block: np.ndarray) -> np.ndarray:
             block = block.copy()
             block[missing] = ""
             return block
-    return tabular._strings(block.ravel()).reshape(block.shape)
+    return tabular.as_text(block.ravel()).reshape(block.shape)
 
 
 MISSING_TEXT = frozenset({str, float, type(None)})

@@ -28,7 +28,7 @@ def to_columns(rows: Any, manifest: Manifest) -> Columns:
     if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):  # a pandas DataFrame
         return {str(c): rows[c].to_numpy() for c in rows.columns}
     if isinstance(rows, Mapping):
-        if all(_is_sequence(v) for v in rows.values()):
+        if all(is_sequence(v) for v in rows.values()):
             return rows
         return {k: [v] for k, v in rows.items()}
     if isinstance(rows, np.ndarray):
@@ -45,7 +45,7 @@ def to_columns(rows: Any, manifest: Manifest) -> Columns:
             return {
                 name: [r.get(name) for r in rows] for name in manifest.columns if name in present
             }
-        if all(_is_sequence(r) for r in rows):
+        if all(is_sequence(r) for r in rows):
             return _matrix_columns(np.asarray(rows, dtype=object), manifest)
     raise SchemaMismatch(
         f"Cannot read rows of type {type(rows).__name__}. Pass a list of dicts "
@@ -84,7 +84,7 @@ def encode_column(spec: ColumnSpec, values: Any) -> np.ndarray:
     """One column as an [n, 1] array: float32 numbers or str categories."""
     if spec.dtype == "number":
         return _numbers(spec.name, values).reshape(-1, 1)
-    return _strings(values).reshape(-1, 1)
+    return as_text(values).reshape(-1, 1)
 
 
 def _numbers(name: str, values: Any) -> np.ndarray:
@@ -110,7 +110,8 @@ def _numbers(name: str, values: Any) -> np.ndarray:
     return out
 
 
-def _strings(values: Any) -> np.ndarray:
+def as_text(values: Any) -> np.ndarray:
+    """Values as the graph's text: str kept, None/NaN -> "", 3.0 -> "3", anything else str()."""
     items = values.tolist() if isinstance(values, np.ndarray) else values
     out = np.empty(len(items), dtype=object)
     out[:] = [v if type(v) is str else _category(v) for v in items]
@@ -125,7 +126,8 @@ def _category(value: Any) -> str:
     return str(value) if not isinstance(value, str) else value
 
 
-def _is_sequence(value: Any) -> bool:
+def is_sequence(value: Any) -> bool:
+    """Whether ``value`` holds several values (a column), not one."""
     return isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "to_numpy")
 
 
@@ -145,7 +147,7 @@ def unseen_categories(manifest: Manifest, columns: Columns) -> dict[str, int]:
     counts = {}
     for spec in manifest.inputs:
         if spec.categorical and spec.categories is not None and spec.name in columns:
-            values = _strings(columns[spec.name])
+            values = as_text(columns[spec.name])
             known = np.array(spec.categories, dtype=object)
             unseen = int((~np.isin(values, known) & (values != "")).sum())
             if unseen:
