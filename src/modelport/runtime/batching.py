@@ -7,10 +7,9 @@ model in the same turn of the event loop (those of every connection whose bytes 
 are answered by one call at the end of that turn, which costs little more than one row. Under
 load (the last turn merged several), a turn waits ``GATHER_SECONDS`` (0.3 ms) for more: the
 event loop then sleeps in epoll and reads many connections at once instead of polling in a busy
-loop, which cut the server's CPU per request by about a quarter (bench/serve.py). A lone
-request is answered at once. Slower models queue: a worker thread answers everything queued so far (up to
-``max_size`` rows) with one call, waiting at most ``max_wait_ms`` for more. Either way batches
-grow with load and cost nothing without it.
+loop. A lone request is answered at once. Slower models queue: a worker thread answers
+everything queued so far (up to ``max_size`` rows) with one call, waiting at most
+``max_wait_ms`` for more. Either way batches grow with load and cost nothing without it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ and names what is wrong; so both paths give the same feeds and the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -129,11 +129,9 @@ class TabularPlan:
             if type(rows) is dict and rows:
                 if not any(map(tabular.is_sequence, rows.values())):
                     return self._rows([rows])  # one row
-                numbers = [rows[name] for name in self.numbers]
-                strings = [rows[name] for name in self.strings]
-                return self._pack(numbers or None, strings or None, columns=True)
+                return self._columns(rows.__getitem__)
             if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
-                return self._frame(rows)
+                return self._columns(lambda name: rows[name].to_numpy())  # a DataFrame
             if isinstance(rows, np.ndarray) and self.matrix and rows.dtype.kind in NUMERIC:
                 return self._pack(rows, None)  # _pack checks the shape
         except (_Unusual, KeyError, TypeError, ValueError):
@@ -149,9 +147,10 @@ class TabularPlan:
             strings,
         )
 
-    def _frame(self, frame: Any) -> Packed:
-        numbers = [frame[name].to_numpy() for name in self.numbers]  # pandas keeps columns
-        strings = [frame[name].to_numpy() for name in self.strings]
+    def _columns(self, column: Callable[[str], Any]) -> Packed:
+        """Packed from whole columns, ``column(name)`` each (a dict of lists, a DataFrame)."""
+        numbers = [column(name) for name in self.numbers]
+        strings = [column(name) for name in self.strings]
         return self._pack(numbers or None, strings or None, columns=True)
 
     def _pack(self, numbers: Any, strings: Any, columns: bool = False) -> Packed:
@@ -163,9 +162,12 @@ class TabularPlan:
                 raise _Unusual
         if strings is None:
             return {NUMBERS: numbers, STRINGS: _no_strings(len(numbers))}
-        shape = (len(strings), len(strings[0])) if columns else (len(strings), len(self.strings))
-        block = np.empty(shape, dtype=object)
-        block[:] = strings
+        if isinstance(strings, np.ndarray) and strings.dtype == object and strings.ndim == 2:
+            block = strings  # already one block (wire tensors): _texts copies before it writes
+        else:
+            rows = (len(strings), len(strings[0])) if columns else (len(strings), len(self.strings))
+            block = np.empty(rows, dtype=object)
+            block[:] = strings
         block = block.T if columns else block
         block = _texts(block)
         if numbers is None:

@@ -1,7 +1,7 @@
 """The access log: one JSON line per request, written in batches.
 
-A ``logging`` call per request cost the server about as much CPU as the prediction itself
-(measured with bench/profile_request.py), so, like nginx's ``access_log ... buffer= flush=``,
+A ``logging`` call per request cost ~30 µs, half of onnxruntime's own call for one row
+(bench/profile_request.py, RESULTS.md), so, like nginx's ``access_log ... buffer= flush=``,
 lines wait in memory and go out as one record of the ``modelport.access`` logger at most
 ``FLUSH_SECONDS`` later, or as soon as ``BATCH_LINES`` are waiting. Each line carries its own
 time; the default log configuration writes the record as it is (one JSON object per line).

@@ -66,6 +66,7 @@ class InferRequest:
         return {n: row for names, block in self.blocks for n, row in zip(names, block, strict=True)}
 
     def has_input(self, name: str) -> bool:
+        """Whether an input is called ``name`` (without making :attr:`inputs`)."""
         if self.blocks is not None:
             return any(name in names for names, _ in self.blocks)
         return name in self.inputs
