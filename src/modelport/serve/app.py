@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -116,10 +119,40 @@ class PredictFastPath:
                 if match is not None:
                     params = {k: v for k, v in match.groupdict().items() if v is not None}
                     scope = {**scope, "app": self.app, "path_params": params}
-                    response = await handler(Request(scope, receive))
+                    response = await handler(PredictRequest(scope, receive))
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+
+class PredictRequest(Request):
+    """A Request whose headers are found in a dict: a prediction reads five or six of them, and
+    Starlette's Headers scans its list for each."""
+
+    @functools.cached_property
+    def headers(self) -> Headers:  # type: ignore[override]
+        return IndexedHeaders(scope=self.scope)
+
+
+class IndexedHeaders(Headers):
+    """Headers with a dict of names (the first of a repeated name wins, as in Headers)."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._index = dict(reversed(self._list))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._index.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: Any) -> bool:
+        return self._index.get(key.lower().encode("latin-1")) is not None
 
 
 async def _refresh(ctx: ServerContext) -> None:

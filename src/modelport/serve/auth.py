@@ -32,6 +32,8 @@ class Authenticator:
         self.local = KeyInfo("local", "local admin token", "admin", None, None, datetime.now(UTC))
         self._local_hash = hash_secret(local_token)
         self._by_hash: dict[str, KeyInfo] = {}
+        self._by_secret: dict[str, KeyInfo] = {}
+        """Keys already found by their secret since the last reload (saves hashing each time)."""
         self._keys_exist = False
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, last refill)
         self._loopback: dict[str, bool] = {}
@@ -41,6 +43,7 @@ class Authenticator:
         keys = self.keys.active()
         keys[self._local_hash] = self.local
         self._by_hash = keys
+        self._by_secret = {}
         self._keys_exist = self._keys_exist or self.keys.any()
 
     @property
@@ -63,12 +66,16 @@ class Authenticator:
         if secret is None:
             self._check_anonymous(scope, client)
             return None
-        key = self._by_hash.get(hash_secret(secret))
+        known = self._by_secret  # reload() replaces it after the keys: a stale entry dies with it
+        key = known.get(secret)
+        if key is None:
+            key = self._by_hash.get(hash_secret(secret))
         if key is None:
             raise Unauthorized(
                 "The API key is not valid: it is unknown or was revoked. Ask for a new key "
                 "(`modelport keys create NAME`)."
             )
+        known[secret] = key  # valid keys only: as many entries as keys
         self.require(key, scope)
         if model is not None:
             self.check_model(key, model)

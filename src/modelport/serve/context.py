@@ -179,7 +179,7 @@ def endpoint(
             elapsed = time.perf_counter() - started
             status = response.status_code
             model = call.model or ""
-            ctx.metrics.observe_request(route, model, status, elapsed)
+            ctx.metrics.requests.observe(route, model, status, elapsed)
             if call.model is not None:
                 ctx.meter.record(
                     call.key.id if call.key else None,

@@ -11,9 +11,10 @@ import functools
 import math
 import struct
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import chain
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -72,8 +73,31 @@ class InferRequest:
         return name in self.inputs
 
 
+class _Column(msgspec.Struct, forbid_unknown_fields=True):
+    """An input of the common form: flat data, no parameters (anything else fails to decode)."""
+
+    name: str
+    shape: tuple[int, ...]
+    datatype: str
+    data: list[Any]
+
+
+class _ColumnsRequest(msgspec.Struct):
+    inputs: list[_Column]
+    id: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+_COLUMNS = msgspec.json.Decoder(_ColumnsRequest)
+
+
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """Parse a JSON or JSON+binary inference request; every problem is an InvalidInput (400)."""
+    if header_length is None:
+        fast = _decode_columns(body)
+        if fast is not None:
+            return fast
     json_part, binary = body, b""
     if header_length is not None:
         if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(
@@ -90,33 +114,58 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             'An inference request is a JSON object with an "inputs" list: '
             '{"inputs": [{"name": ..., "shape": [...], "datatype": ..., "data": [...]}]}.'
         )
-    blocks = None if binary else _json_columns(request["inputs"])
-    inputs, offset = None, 0
-    if blocks is None:
-        inputs = {}
-        for item in request["inputs"]:
-            name, array, used = _decode_input(item, binary, offset)
-            if name in inputs:
-                raise InvalidInput(f"Input '{name}' appears twice in the request.")
-            inputs[name] = array
-            offset += used
+    inputs, offset = {}, 0
+    for item in request["inputs"]:
+        name, array, used = _decode_input(item, binary, offset)
+        if name in inputs:
+            raise InvalidInput(f"Input '{name}' appears twice in the request.")
+        inputs[name] = array
+        offset += used
     if offset != len(binary):
         raise InvalidInput(
             f"The body has {len(binary)} bytes of binary tensor data, but the inputs' "
             f"binary_data_size add up to {offset}."
         )
-    outputs = request.get("outputs")
-    parameters = _params(request)
-    names, binary_outputs, classification = None, {}, {}
+    request_id = request.get("id")
+    return _request(
+        None if request_id is None else str(request_id),
+        request.get("outputs"),
+        _params(request),
+        InferRequest(None, inputs, None, binary=bool(binary)),
+    )
+
+
+def _decode_columns(body: bytes) -> InferRequest | None:
+    """The common JSON request, decoded and type-checked by msgspec in one pass, its inputs
+    gathered into one array per datatype (:func:`_blocks`). None for anything else (binary
+    data, input parameters, NaN tokens, a wrong type anywhere), which the one-by-one decoder
+    reads and, if it is wrong, explains."""
+    try:
+        request = _COLUMNS.decode(body)
+    except msgspec.MsgspecError:
+        return None
+    blocks = _blocks(request.inputs)
+    if blocks is None:
+        return None
+    found = InferRequest(None, None, None, blocks=blocks)
+    return _request(request.id, request.outputs, request.parameters or {}, found)
+
+
+def _request(
+    request_id: str | None, outputs: Any, parameters: dict[str, Any], found: InferRequest
+) -> InferRequest:
+    """``found`` (its inputs decoded) completed with the request's id and requested outputs."""
+    found.id = request_id
+    found.binary_default = bool(parameters.get("binary_data_output", False))
     if isinstance(outputs, list):
-        names = []
+        found.outputs = []
         for item in outputs:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise InvalidInput('Each requested output is an object with a "name".')
-            names.append(item["name"])
+            found.outputs.append(item["name"])
             flag = _params(item).get("binary_data")
             if flag is not None:
-                binary_outputs[item["name"]] = bool(flag)
+                found.binary_outputs[item["name"]] = bool(flag)
             k = _params(item).get("classification")
             if k is not None:
                 if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -124,66 +173,53 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
                         f"Output '{item['name']}' asks for classification {k!r}; it must be a "
                         "positive integer: how many of the best classes to return per row."
                     )
-                classification[item["name"]] = k
-    request_id = request.get("id")
-    return InferRequest(
-        str(request_id) if request_id is not None else None,
-        inputs,
-        names,
-        binary_outputs,
-        bool(parameters.get("binary_data_output", False)),
-        classification,
-        bool(binary),
-        blocks,
-    )
+                found.classification[item["name"]] = k
+    return found
 
 
-COLUMN_FIELDS = itemgetter("name", "shape", "datatype", "data")
-
-
-def _json_columns(items: list[Any]) -> Blocks | None:
-    """The inputs of a JSON request as one array per datatype, whatever their number, when they
-    are the common case: columns of one length n, shape [n] or [n, 1] (read as [n]), flat data,
-    no parameters. None for anything else, which :func:`_decode_input` reads (and explains) one
-    by one. The checks map C functions over the inputs: no Python step per input."""
-    try:
-        if not items or sum(map(len, items)) != 4 * len(items):
-            return None  # each input has exactly the four fields (KeyError below otherwise)
-        names, shapes, datatypes, datas = zip(*map(COLUMN_FIELDS, items), strict=True)
-        n = len(datas[0])
-        if (
-            not n
-            or set(map(type, datas)) != {list}
-            or set(map(len, datas)) != {n}
-            or not set(map(tuple, shapes)) <= {(n,), (n, 1)}
-            or set(map(type, names)) != {str}
-            or len(set(names)) != len(names)
-        ):
-            return None
-        blocks = []
-        for datatype in set(datatypes):
-            members = [i for i, d in enumerate(datatypes) if d == datatype]
-            pick = itemgetter(*members, members[0])  # a tuple even for one member
-            block = _json_block(pick(datas)[:-1], datatype, n)
-            if block is None:
-                return None
-            blocks.append((pick(names)[:-1], block))
-    except (KeyError, TypeError, ValueError):
+def _blocks(inputs: list[_Column]) -> Blocks | None:
+    """The inputs as one [inputs, n] array per datatype when they are columns of one length n,
+    shape [n] or [n, 1] (read as [n]), with distinct names; None for anything else."""
+    if not inputs:
         return None
+    names = [column.name for column in inputs]
+    datas = [column.data for column in inputs]
+    n = len(datas[0])
+    if (
+        not n
+        or set(map(len, datas)) != {n}
+        or not {column.shape for column in inputs} <= {(n,), (n, 1)}
+        or len(set(names)) != len(names)
+    ):
+        return None
+    datatypes = [column.datatype for column in inputs]
+    blocks = []
+    for datatype in dict.fromkeys(datatypes):
+        members = [i for i, d in enumerate(datatypes) if d == datatype]
+        block = _block(list(map(datas.__getitem__, members)), datatype)
+        if block is None:
+            return None
+        blocks.append((tuple(map(names.__getitem__, members)), block.reshape(len(members), n)))
     return blocks
 
 
-def _json_block(columns: tuple[list[Any], ...], datatype: Any, n: int) -> np.ndarray | None:
-    """Same-type columns as one [columns, n] array, or None if a value is not of the type."""
+def _block(columns: list[list[Any]], datatype: str) -> np.ndarray | None:
+    """Same-type columns' values as one flat array, or None if a value is not of the type."""
+    flat = list(chain.from_iterable(columns))
     if datatype == "BYTES":
-        block = np.empty((len(columns), n), dtype=object)
-        block[:] = columns
-        return block if set(map(type, block.flat)) <= {str} else None
-    dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
+        if not set(map(type, flat)) <= {str}:
+            return None
+        block = np.empty(len(flat), dtype=object)
+        block[:] = flat
+        return block
+    dtype = DTYPES.get(datatype)
     if dtype is None:
         return None
-    block = np.asarray(columns, dtype=dtype)
-    return block if block.shape == (len(columns), n) else None
+    try:
+        block = np.array(flat, dtype=dtype)
+    except (TypeError, ValueError):
+        return None
+    return block if block.ndim == 1 else None
 
 
 def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
