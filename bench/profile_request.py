@@ -87,6 +87,7 @@ STAGES = [
     ("response: OIP encode", "modelport.serve.tensors", "encode_response"),
     ("response: JSON encode (orjson)", "modelport.serve.dataplane", "json_response"),
     ("metrics (Prometheus)", "modelport.serve.metrics", "Metrics.observe_request"),
+    ("metrics (request counters)", "modelport.serve.metrics", "RequestStats.observe"),
     ("metering (usage record)", "modelport.serve.metering", "Meter.record"),
     ("access log: buffer the line", "modelport.serve.access_log", "AccessLog.record"),
     ("access log: logging call (to a file)", "logging", "Logger.info"),

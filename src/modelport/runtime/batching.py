@@ -28,7 +28,7 @@ GATHER_SECONDS = 0.0003
 """How long a turn waits for more requests under load (see the module's docstring)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     feeds: dict[str, np.ndarray]
     rows: int

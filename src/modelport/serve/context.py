@@ -33,7 +33,7 @@ from .models import LoadedModel, ModelManager
 JSON = "application/json"
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """Facts about one request, filled in by the route, read by the wrapper."""
 

@@ -84,12 +84,29 @@ def plain(values: np.ndarray) -> list[Any]:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
-        status,
-        headers,
-        media_type="application/json",
-    )
+    body = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+    if headers:
+        return Response(body, status, headers, media_type=JSON_TYPE)
+    return JSONBytes(body, status)
+
+
+JSON_TYPE = "application/json"
+
+
+class JSONBytes(Response):
+    """An encoded JSON body with its two headers made directly: Starlette's ``init_headers``
+    checks and encodes them anew for every response (the predict routes answer with this)."""
+
+    media_type = JSON_TYPE
+
+    def __init__(self, body: bytes, status: int = 200) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_HEADER]
+
+
+_JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 
 
 def parse_json(body: bytes) -> Any:

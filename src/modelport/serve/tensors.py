@@ -36,6 +36,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
 }
+DATATYPES = {dtype: name for name, dtype in DTYPES.items()}
 HEADER_LENGTH = "inference-header-content-length"
 Blocks = list[tuple[tuple[str, ...], np.ndarray]]
 
@@ -350,10 +351,10 @@ def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:
 def datatype_of(array: np.ndarray) -> str:
     if array.dtype.kind in "OUS":
         return "BYTES"
-    for name, dtype in DTYPES.items():
-        if dtype == array.dtype:
-            return name
-    raise InvalidInput(f"Cannot send a tensor of dtype {array.dtype}.")
+    name = DATATYPES.get(array.dtype.newbyteorder("<"))
+    if name is None:
+        raise InvalidInput(f"Cannot send a tensor of dtype {array.dtype}.")
+    return name
 
 
 def encode_response(

@@ -17,6 +17,7 @@ from .. import images
 from ..context import JSON, PUBLIC, Call, ServerContext, check_content_type, endpoint
 from ..dataplane import (
     PLATFORM,
+    JSONBytes,
     input_metadata,
     json_response,
     output_metadata,
@@ -109,7 +110,7 @@ async def infer(ctx: ServerContext, request: Request, call: Call) -> Response:
         header["id"] = decoded.id
     payload, json_length = encode_response(header, outputs, decoded)
     if json_length is None:
-        return Response(payload, media_type="application/json")
+        return JSONBytes(payload)
     return Response(
         payload,
         media_type="application/octet-stream",
