@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile bench-images lint clean
+.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile bench-instructions bench-images lint clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-peers: install
 
 bench-profile: install
 	$(BIN)/python bench/profile_request.py
+
+bench-instructions: install  # instructions per request (valgrind): before/after, whatever the load
+	command -v valgrind >/dev/null || apt-get install -y valgrind
+	$(BIN)/python bench/instructions.py
 
 bench-client: install
 	$(BIN)/python bench/client.py
