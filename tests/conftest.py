@@ -108,6 +108,18 @@ def trained_churn() -> ModelArtifact:
     return trainer.fit(frame.drop(columns="churn"), frame["churn"]).to_artifact("churn")
 
 
+@functools.cache
+def trained_spam() -> ModelArtifact:
+    """A text classifier (TF-IDF of 'message' -> spam/ham, 4 s budget), trained once per session."""
+    from modelport.train import TabularAutoML
+
+    from .datasets import spam_messages
+
+    frame = spam_messages()
+    trainer = TabularAutoML(time_budget=4)
+    return trainer.fit(frame[["message"]], frame["label"]).to_artifact("spam")
+
+
 def shared_csv(name: str) -> Path:
     """A CSV from ../shared/data, or skip the test when that folder is absent."""
     matches = sorted((SHARED_DATA / name).glob("*.csv")) if (SHARED_DATA / name).is_dir() else []

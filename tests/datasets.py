@@ -80,3 +80,79 @@ def wide_classification(n: int = 400, columns: int = 30, seed: int = 3) -> pd.Da
     table.loc[rng.random(n) < 0.05, "num_0"] = np.nan
     table["label"] = np.where(score + rng.normal(0, 0.5, n) > 1.0, "yes", "no")
     return table
+
+
+HAM_WORDS = [
+    "meeting",
+    "lunch",
+    "tomorrow",
+    "home",
+    "call",
+    "later",
+    "dinner",
+    "mum",
+    "love",
+    "thanks",
+    "office",
+    "bus",
+    "class",
+]
+SPAM_WORDS = [
+    "free",
+    "prize",
+    "winner",
+    "claim",
+    "cash",
+    "urgent",
+    "offer",
+    "txt",
+    "reply",
+    "stop",
+    "award",
+    "guaranteed",
+    "café",
+]
+COMMON_WORDS = [
+    "the",
+    "you",
+    "to",
+    "a",
+    "and",
+    "is",
+    "for",
+    "your",
+    "it",
+    "on",
+    "now",
+    "this",
+    "at",
+    "we",
+]
+
+
+def spam_messages(n: int = 400, seed: int = 4, spam_share: float = 0.15) -> pd.DataFrame:
+    """Short messages ('message') labelled 'spam' or 'ham' ('label') by their words, written in
+    any case and some with accents ("FREE", "Frée"), as people type them."""
+    rng = np.random.default_rng(seed)
+    labels = np.where(rng.random(n) < spam_share, "spam", "ham")
+    messages = []
+    for label in labels:
+        own = SPAM_WORDS if label == "spam" else HAM_WORDS
+        other = HAM_WORDS if label == "spam" else SPAM_WORDS
+        words = []
+        for _ in range(rng.integers(5, 13)):
+            pick = rng.random()
+            pool = own if pick < 0.5 else other if pick < 0.55 else COMMON_WORDS
+            words.append(_typed(str(rng.choice(pool)), rng))
+        messages.append(" ".join(words))
+    return pd.DataFrame({"message": messages, "label": labels})
+
+
+def _typed(word: str, rng: np.random.Generator) -> str:
+    """``word`` as someone might type it: as is, capitalised, shouted, or with an accent."""
+    return [
+        word,
+        word.capitalize(),
+        word.upper(),
+        word.replace("e", "é", 1).replace("a", "à", 1),
+    ][rng.choice(4, p=[0.55, 0.2, 0.15, 0.1])]

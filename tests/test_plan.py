@@ -24,8 +24,8 @@ from modelport.runtime.predictor import Prediction
 from modelport.serve.tensors import decode_request
 from modelport.store import Store
 
-from .conftest import Server
-from .datasets import wide_classification
+from .conftest import Server, trained_spam
+from .datasets import spam_messages, wide_classification
 
 
 @functools.cache
@@ -46,6 +46,19 @@ def predictor() -> Predictor:
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return wide_classification(12, seed=9).drop(columns="label")
+
+
+@functools.cache
+def mixed_text_artifact() -> ModelArtifact:
+    """A classifier on a number, a category and free text between them (linear, 2 s budget)."""
+    from modelport.train import TabularAutoML
+
+    frame = spam_messages(200, seed=6)
+    rng = np.random.default_rng(6)
+    frame.insert(0, "channel", rng.choice(["sms", "email"], len(frame)))
+    frame.insert(0, "hour", rng.integers(0, 24, len(frame)).astype(float))
+    trainer = TabularAutoML(time_budget=2, estimators=("linear",))
+    return trainer.fit(frame.drop(columns="label"), frame["label"]).to_artifact("mixed")
 
 
 def careful(predictor: Predictor, rows):  # type: ignore[no-untyped-def]
@@ -258,3 +271,61 @@ def test_bad_wide_requests_get_the_runtimes_message(wide_server, predictor, fram
     body["inputs"][0]["data"] = ["a", "b"]  # text in the FP32 input num_0
     wrong = httpx.post(f"{url}/v2/models/wide/infer", json=body)
     assert wrong.status_code == 400 and "'num_0' is FP32" in wrong.json()["error"]
+
+
+def test_free_text_is_normalised_alike_on_both_paths():
+    predictor = Predictor(mixed_text_artifact())
+    assert [c.dtype for c in predictor.manifest.inputs] == ["number", "string", "text"]
+    frame = spam_messages(6, seed=12).drop(columns="label")
+    frame.insert(0, "channel", ["sms", "email", None, "sms", "fax", "sms"])
+    frame.insert(0, "hour", [1.0, None, 3.0, 4.0, 5.0, 6.0])
+    frame.loc[5, "message"] = "Crème BRÛLÉE ｆｒｅｅ"
+    records = json.loads(frame.to_json(orient="records"))
+    forms = [
+        records,
+        records[-1],
+        frame,
+        {name: frame[name].tolist() for name in frame.columns},
+        frame.to_numpy(dtype=object),
+        [{**records[0], "message": None}, *records[1:]],  # missing text: "" beside other columns
+    ]
+    for rows in forms:
+        assert_same(predictor.encode(rows), careful(predictor, rows))
+    assert predictor.encode(records)[STRINGS][5].tolist() == ["sms", "creme brulee free"]
+    plan, manifest = predictor.plan, predictor.manifest
+    assert plan is not None
+    tensors = tensors_of(frame.fillna({"channel": ""}))
+    expected = plan.pack_feeds(tabular.encode_tensors(manifest, tensors))
+    assert_same(plan.pack_tensors(tensors), expected)
+    strings = np.array([tensors["channel"].ravel(), tensors["message"].ravel()], dtype=object)
+    blocks = plan.pack_blocks(
+        [(("hour",), tensors["hour"].reshape(1, -1)), (("channel", "message"), strings)]
+    )
+    assert blocks is not None
+    assert_same(blocks, expected)
+    assert strings[1, 5] == "Crème BRÛLÉE ｆｒｅｅ"  # the request's own array is left as it was
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"message": ""}],
+        [{"message": "hello there"}, {"message": None}],
+        [{"message": "  "}],
+        [{"message": 7}],
+        {"message": ["fine words", float("nan")]},
+    ],
+)
+def test_bad_text_gets_the_careful_paths_error(rows):
+    predictor = Predictor(trained_spam())
+    with pytest.raises(SchemaMismatch) as expected:
+        careful(predictor, rows)
+    with pytest.raises(SchemaMismatch) as raised:
+        predictor.encode(rows)
+    assert str(raised.value) == str(expected.value)
+    plan = predictor.plan
+    assert plan is not None
+    texts = np.array(
+        [[r["message"] for r in rows] if isinstance(rows, list) else rows["message"]], dtype=object
+    )
+    assert plan.pack_blocks([(("message",), texts)]) is None  # left to pack_tensors' careful path

@@ -36,10 +36,21 @@ class ColumnSpec:
     """One input column: its name in the data, its ONNX input name, its type."""
 
     name: str
-    dtype: Literal["number", "string", "image"]
+    dtype: Literal["number", "string", "text", "image"]
+    """"string": a category; "text": free text (words), normalised as ``normalize`` says."""
     onnx_name: str | None = None
     categorical: bool = False
     categories: list[str] | None = None
+    normalize: str | None = None
+    """How the runtime normalises a text column before the graph sees it (see runtime/text.py)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's entry; without ``normalize`` unless it is set, so manifests of models
+        without text stay readable by modelport versions that predate it."""
+        data = dataclasses.asdict(self)
+        if data["normalize"] is None:
+            del data["normalize"]
+        return data
 
 
 @dataclass
@@ -77,7 +88,7 @@ class Manifest:
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self) | {"inputs": [c.to_dict() for c in self.inputs]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)

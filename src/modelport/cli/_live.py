@@ -58,17 +58,30 @@ class LiveTraining:
     def table(self) -> Table:
         """The leaderboard as a Rich table."""
         table = Table(title="Leaderboard", title_justify="left")
-        for column in ("model", "metric", "score", "trials", "fit s", "ONNX µs/row", "note"):
-            table.add_column(column, justify="right" if column not in ("model", "note") else "left")
+        recall = any(row.get("recall") for row in self.rows)
+        columns = ("model", "metric", "score", "trials", "fit s", "ONNX µs/row")
+        for column in (*columns, *(("recall per class",) if recall else ()), "note"):
+            left = column in ("model", "note", "recall per class")
+            table.add_column(column, justify="left" if left else "right")
         for row in self.rows:
             latency = row.get("onnx_latency_us")
-            table.add_row(
+            cells = [
                 row["model"],
                 row["metric"],
                 f"{row['score']:.4f}",
                 str(row["trials"]),
                 f"{row['fit_seconds']:.2f}",
                 f"{latency:.0f}" if latency is not None else "—",
-                row.get("note", ""),
-            )
+            ]
+            if recall:
+                cells.append(_recall(row.get("recall")))
+            table.add_row(*cells, row.get("note", ""))
         return table
+
+
+def _recall(recall: dict[str, float] | None) -> str:
+    """Per-class recall, e.g. "ham 0.99, spam 0.95" (the first 6 classes)."""
+    if not recall:
+        return "—"
+    shown = ", ".join(f"{label} {value:.2f}" for label, value in list(recall.items())[:6])
+    return shown + (", ..." if len(recall) > 6 else "")

@@ -46,6 +46,10 @@ def train(
         str | None, typer.Option(help="Comma-separated FLAML estimators, e.g. lgbm,rf.")
     ] = None,
     alias: Annotated[list[str], typer.Option(help="Alias(es) to point at the new version.")] = [],  # noqa: B006
+    text_column: Annotated[
+        list[str],
+        typer.Option(help="A column of free text (repeatable); found by its words otherwise."),
+    ] = [],  # noqa: B006
     backend: Annotated[
         str | None,
         typer.Option(help="local, or ray: trials in parallel on Ray (MODELPORT_TRAIN_BACKEND)."),
@@ -69,6 +73,7 @@ def train(
     if target is None and is_image_dataset(data):
         tabular_only = {"--task": task != "auto", "--metric": metric != "auto"}
         tabular_only |= {"--estimators": estimators is not None, "--backend": backend is not None}
+        tabular_only |= {"--text-column": bool(text_column)}
         if any(tabular_only.values()):
             given = ", ".join(flag for flag, set_ in tabular_only.items() if set_)
             raise InvalidParameter(
@@ -97,6 +102,7 @@ def train(
         estimators=tuple(estimators.split(",")) if estimators else None,
         callback=_shown_on(display),
         backend=_backend(backend, store.settings),
+        text_columns=tuple(text_column),
     )
     with display:
         automl.fit(frame.drop(columns=[target]), frame[target])
@@ -113,6 +119,7 @@ def train(
         "parity": automl.parity_.to_dict(),
         "fit_seconds": round(automl.fit_seconds_, 2),
         "dropped_columns": automl.schema_.dropped,
+        "text_columns": [c.name for c in automl.schema_.columns if c.dtype == "text"],
         "unlabelled_rows": automl.unlabelled_rows_,
         "leaderboard": [r.to_dict() for r in automl.leaderboard_],
         "note": automl.fallback_reason_,

@@ -14,11 +14,15 @@ import pandas as pd
 
 from ..artifact import ColumnSpec, Task
 from ..errors import InvalidDataset, InvalidParameter, InvalidTarget
+from ..runtime.text import NORMALIZE
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 MISSING_VALUES = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 MAX_CATEGORIES = 200
 """A text column with more distinct values than this is not one-hot encoded (it is dropped)."""
+MIN_TEXT_WORDS = 3.0
+"""A string column whose values average this many words, and are mostly distinct, is free text."""
+MIN_TEXT_DISTINCT = 0.5
 MIN_ROWS_PER_CLASS = 2
 MIN_ROWS = 10
 TASKS = ("auto", "classification", "regression")
@@ -169,8 +173,12 @@ class TableSchema:
     dropped: dict[str, str] = field(default_factory=dict)
 
 
-def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
-    """Type each feature column: numbers, or categories (one-hot encoded in the model)."""
+def infer_schema(
+    frame: pd.DataFrame, target: str, text_columns: tuple[str, ...] = ()
+) -> TableSchema:
+    """Type each feature column: numbers, categories (one-hot encoded in the model) or free
+    text (words, TF-IDF in the model): detected, or named in ``text_columns``."""
+    _check_text_columns(frame, target, text_columns)
     columns, dropped = [], {}
     for name in frame.columns:
         if name == target:
@@ -183,6 +191,8 @@ def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
             dropped[name] = "it has a single value"
         elif pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             columns.append(ColumnSpec(name=name, dtype="number"))
+        elif name in text_columns or _is_free_text(present):
+            columns.append(ColumnSpec(name=name, dtype="text", normalize=NORMALIZE))
         else:
             categories = sorted(present.astype(str).unique().tolist())
             if len(categories) > MAX_CATEGORIES:
@@ -203,6 +213,32 @@ def infer_schema(frame: pd.DataFrame, target: str) -> TableSchema:
             "with varied values."
         )
     return TableSchema(columns, dropped)
+
+
+def _is_free_text(present: pd.Series) -> bool:
+    """Words rather than codes: at least MIN_TEXT_WORDS per value on average, mostly distinct."""
+    values = present.astype(str)
+    distinct = values.nunique()
+    if distinct <= MAX_CATEGORIES and distinct < MIN_TEXT_DISTINCT * len(values):
+        return False
+    return bool(values.str.split().str.len().mean() >= MIN_TEXT_WORDS)
+
+
+def _check_text_columns(frame: pd.DataFrame, target: str, names: tuple[str, ...]) -> None:
+    """Columns named as free text must exist, not be the target, and hold words, not numbers."""
+    for name in names:
+        if name not in frame.columns or name == target:
+            why = "is the target" if name == target else "is not in the dataset"
+            raise InvalidParameter(
+                f"The text column '{name}' {why}. Name a feature column holding free text; the "
+                f"columns are: {', '.join(map(str, frame.columns))}."
+            )
+        present = frame[name].dropna()
+        if len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.9:
+            raise InvalidDataset(
+                f"The text column '{name}' holds numbers (e.g. {present.iloc[0]!r}), not free "
+                "text. Leave it out of --text-column: a column of numbers is used as numbers."
+            )
 
 
 def check_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, Task]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..artifact import Manifest
-from . import tabular
+from . import tabular, text
 
 Packed = dict[str, np.ndarray]
 """``{"numbers": float32 [n, m], "strings": object [n, k]}``: one request, or a batch of them."""
@@ -46,6 +46,12 @@ class TabularPlan:
         self._number_key, self._string_key = tuple(self.numbers), tuple(self.strings)
         self.matrix = manifest.input_layout == "matrix"
         self._known = frozenset(manifest.columns)
+        texts = [c for c in specs if c.dtype == "text"]
+        for spec in texts:
+            text.check_normalization(spec.name, spec.normalize)
+        self._texts = [(self.strings.index(c.name), c.normalize is not None) for c in texts]
+        """Free-text columns: their place in the text block, and whether they are normalised."""
+        self._text_only = bool(specs) and len(texts) == len(specs)
 
     # -- requests -> packed ----------------------------------------------------------------
 
@@ -90,7 +96,10 @@ class TabularPlan:
             or (strings is not None and strings.dtype != object)
         ):
             return None
-        return self._pack(numbers, strings, columns=True)
+        try:
+            return self._pack(numbers, strings, columns=True)
+        except _Unusual:
+            return None  # pack_tensors' careful path says what is wrong
 
     def pack_feeds(self, feeds: Mapping[str, np.ndarray]) -> Packed:
         """Packed form of the graph's own feeds (what :mod:`.tabular` makes)."""
@@ -169,12 +178,28 @@ class TabularPlan:
             block = np.empty(rows, dtype=object)
             block[:] = strings
         block = block.T if columns else block
+        if self._texts:
+            block = self._normalised(block)
         block = _texts(block)
         if numbers is None:
             numbers = np.empty((len(block), 0), np.float32)
         elif len(numbers) != len(block):
             raise _Unusual  # columns of different lengths: the careful path names them
         return {NUMBERS: numbers, STRINGS: block}
+
+    def _normalised(self, block: np.ndarray) -> np.ndarray:
+        """A copy of the text block with its free-text columns normalised; a value that is not
+        a string, or a row without text for a model of text alone, is the careful path's."""
+        block = block.copy()
+        for i, normalize in self._texts:
+            column = block[:, i]
+            if not all(type(v) is str for v in column):
+                raise _Unusual
+            if normalize:
+                block[:, i] = list(map(text.normalize, column))
+        if self._text_only and text.textless([block[:, i] for i, _ in self._texts]).any():
+            raise _Unusual
+        return block
 
 
 class _Unusual(Exception):

@@ -2,8 +2,8 @@
 
 This is the careful path of tabular encoding, for training, the CLI, the server and the client:
 it converts anything (numbers become float32, missing -> NaN, imputed inside the graph; categories
-become strings, missing -> "", which the graph treats like any unseen category) and names what is
-wrong. Predictions go through runtime/plan.py, which packs the common forms in a few numpy steps
+become strings, missing -> "", which the graph treats like any unseen category; free text is
+normalised by runtime/text.py) and names what is wrong. Predictions go through runtime/plan.py, which packs the common forms in a few numpy steps
 and hands everything else to these functions, so both give the same feeds and the same errors.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..artifact import ColumnSpec, Manifest
 from ..errors import SchemaMismatch
+from . import text
 
 MISSING_TOKENS = frozenset({"", "?", "na", "nan", "null", "none"})
 
@@ -74,6 +75,8 @@ def encode(manifest: Manifest, columns: Columns) -> dict[str, np.ndarray]:
     if manifest.input_layout == "matrix":
         assert manifest.matrix_input is not None
         return {manifest.matrix_input: np.hstack(encoded) if encoded else np.empty((0, 0))}
+    if manifest.inputs and all(spec.dtype == "text" for spec in manifest.inputs):
+        text.check_not_empty(manifest.columns, [array.ravel() for array in encoded])
     return {
         spec.onnx_name or spec.name: array
         for spec, array in zip(manifest.inputs, encoded, strict=False)
@@ -81,9 +84,11 @@ def encode(manifest: Manifest, columns: Columns) -> dict[str, np.ndarray]:
 
 
 def encode_column(spec: ColumnSpec, values: Any) -> np.ndarray:
-    """One column as an [n, 1] array: float32 numbers or str categories."""
+    """One column as an [n, 1] array: float32 numbers, str categories or normalised text."""
     if spec.dtype == "number":
         return _numbers(spec.name, values).reshape(-1, 1)
+    if spec.dtype == "text":
+        return text.encode_texts(spec.name, values, spec.normalize).reshape(-1, 1)
     return as_text(values).reshape(-1, 1)
 
 
@@ -193,7 +198,8 @@ def encode_tensors(manifest: Manifest, tensors: Mapping[str, np.ndarray]) -> dic
             raise SchemaMismatch(
                 f"Input '{spec.name}' holds numbers: send FP32, FP64 or an integer type, not text."
             )
-        if spec.dtype == "string" and tensor.dtype.kind in "fiub":
-            raise SchemaMismatch(f"Input '{spec.name}' holds text categories: send BYTES.")
+        if spec.dtype != "number" and tensor.dtype.kind in "fiub":
+            what = "free text" if spec.dtype == "text" else "text categories"
+            raise SchemaMismatch(f"Input '{spec.name}' holds {what}: send BYTES.")
         columns[spec.name] = tensor.reshape(-1)
     return encode(manifest, columns)

@@ -21,6 +21,8 @@ class LeaderboardRow:
     trials: int
     onnx_latency_us: float | None = None
     note: str = ""
+    recall: dict[str, float] | None = None
+    """Per class (classification): the share of its held-out rows the exported model got right."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

