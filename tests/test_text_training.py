@@ -12,7 +12,7 @@ import onnx
 import pandas as pd
 import pytest
 
-from modelport.artifact import ModelArtifact
+from modelport.artifact import Manifest, ModelArtifact
 from modelport.client import Client
 from modelport.data import infer_schema, read_table
 from modelport.errors import (
@@ -26,7 +26,7 @@ from modelport.runtime import Predictor
 from modelport.runtime.text import NORMALIZE, normalize
 from modelport.train import TabularAutoML
 
-from .conftest import Server, shared_csv, trained_spam
+from .conftest import Server, shared_csv, trained_churn, trained_spam
 from .datasets import spam_messages
 
 
@@ -99,13 +99,11 @@ def test_a_text_classifier_learns_exports_and_reads_any_case(predictor):
 
 
 def test_the_manifest_stays_readable_by_older_versions():
+    """A text column records its normalisation; other columns' entries are as they were."""
     text_manifest = trained_spam().manifest
-    assert (
-        ModelArtifact.from_bytes(trained_spam().to_bytes()).manifest.inputs == text_manifest.inputs
-    )
+    loaded = ModelArtifact.from_bytes(trained_spam().to_bytes()).manifest
+    assert loaded.inputs == text_manifest.inputs
     assert text_manifest.to_dict()["inputs"][0]["normalize"] == NORMALIZE
-    from .conftest import trained_churn
-
     assert all("normalize" not in c for c in trained_churn().manifest.to_dict()["inputs"])
 
 
@@ -121,8 +119,6 @@ def test_bad_text_gets_a_clear_error(predictor):
     unknown = trained_spam()
     inputs = [c.to_dict() | {"normalize": "klingon"} for c in unknown.manifest.inputs]
     data = unknown.manifest.to_dict() | {"inputs": inputs}
-    from modelport.artifact import Manifest
-
     with pytest.raises(InvalidInput, match="does not know"):
         Predictor(ModelArtifact(unknown.onnx, Manifest.from_dict(data)))
 
@@ -139,14 +135,12 @@ def test_text_that_cannot_be_learned_is_refused():
 
 def test_train_on_the_command_line_then_the_device_and_the_server_agree(modelport, home, tmp_path):
     spam_messages(400, seed=5).to_csv(tmp_path / "spam.csv", index=False)
+    options = ["--target", "label", "--name", "spam", "--text-column", "message"]
     trained = json.loads(
-        modelport(
-            "train", "spam.csv", "--target", "label", "--name", "spam", "--text-column",
-            "message", "--time-budget", "5", "--json",
-        ).stdout
-    )  # fmt: skip
+        modelport("train", "spam.csv", *options, "--time-budget", "5", "--json").stdout
+    )
     assert trained["text_columns"] == ["message"] and trained["metrics"]["accuracy"] >= 0.9
-    assert all(set(row["recall"]) == {"ham", "spam"} for row in trained["leaderboard"][:1])
+    assert set(trained["leaderboard"][0]["recall"]) == {"ham", "spam"}
     rows = [{"message": m} for m in spam_messages(40, seed=11)["message"]]
     rows.append({"message": "ÚRGENT: Claim your CASH àward"})
     server = Server(home)
@@ -160,8 +154,8 @@ def test_train_on_the_command_line_then_the_device_and_the_server_agree(modelpor
         assert (local.served_by, remote.served_by) == ("local", "remote")
         assert local.predictions == remote.predictions and local.predictions[-1] == "spam"
         texts = [r["message"] for r in rows]
-        body = {"inputs": [{"name": "message", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}]}  # fmt: skip
-        oip = httpx.post(f"{server.url}/v2/models/spam/infer", json=body).json()
+        message = {"name": "message", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
+        oip = httpx.post(f"{server.url}/v2/models/spam/infer", json={"inputs": [message]}).json()
         label = next(o for o in oip["outputs"] if o["name"] == "label")
         assert label["data"] == local.predictions
         url = f"{server.url}/api/v1/models/spam/predict"
