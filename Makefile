@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile bench-instructions bench-images lint clean
+.PHONY: install run test bench bench-serve bench-client bench-training bench-peers bench-profile bench-instructions bench-images bench-text lint clean
 
 install: $(STAMP)
 
@@ -45,6 +45,9 @@ bench-profile: install
 bench-instructions: install  # instructions per request (valgrind): before/after, whatever the load
 	command -v valgrind >/dev/null || apt-get install -y valgrind
 	$(BIN)/python bench/instructions.py
+
+bench-text: install  # text classification on sms_spam (skipped without ../shared/data)
+	$(BIN)/python bench/text_training.py
 
 bench-client: install
 	$(BIN)/python bench/client.py
