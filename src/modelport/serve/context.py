@@ -23,14 +23,12 @@ from ..store import Store
 from ..train.runner import JobRunner
 from .access_log import AccessLog
 from .auth import Authenticator
-from .dataplane import parse_json
+from .dataplane import JSON, parse_json
 from .errors import error_response
 from .keys import KeyInfo, KeyStore
 from .metering import Meter
 from .metrics import Metrics
 from .models import LoadedModel, ModelManager
-
-JSON = "application/json"
 
 
 @dataclass(slots=True)

@@ -16,6 +16,8 @@ from ..refs import ModelRef
 from ..runtime import Prediction
 
 PLATFORM = "onnx_onnxv1"
+JSON = "application/json"
+_JSON_HEADER = (b"content-type", JSON.encode())
 
 
 def ref_for(name: str, version: str | None = None, alias: str | None = None) -> ModelRef:
@@ -86,27 +88,21 @@ def plain(values: np.ndarray) -> list[Any]:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
     if headers:
-        return Response(body, status, headers, media_type=JSON_TYPE)
+        return Response(body, status, headers, media_type=JSON)
     return JSONBytes(body, status)
-
-
-JSON_TYPE = "application/json"
 
 
 class JSONBytes(Response):
     """An encoded JSON body with its two headers made directly: Starlette's ``init_headers``
     checks and encodes them anew for every response (the predict routes answer with this)."""
 
-    media_type = JSON_TYPE
+    media_type = JSON
 
     def __init__(self, body: bytes, status: int = 200) -> None:
         self.status_code = status
         self.body = body
         self.background = None
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_HEADER]
-
-
-_JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 
 
 def parse_json(body: bytes) -> Any:
