@@ -65,9 +65,10 @@ class Manifest:
     sha256: str
     size_bytes: int
     version: int | None = None
-    input_layout: Literal["columns", "matrix", "image"] = "columns"
+    input_layout: Literal["columns", "matrix", "image", "audio"] = "columns"
     """"columns": one ONNX input per column; "matrix": one float input of shape [n, len(inputs)];
-    "image": one uint8 input of shape [n, height, width, 3], made by ``preprocessing["image"]``."""
+    "image": one uint8 input of shape [n, height, width, 3], made by ``preprocessing["image"]``;
+    "audio": one recording (WAV) per row."""
     matrix_input: str | None = None
     class_labels: list[Any] | None = None
     label_is_index: bool = False
@@ -85,6 +86,9 @@ class Manifest:
     """Other graphs of the same model: SHA-256, size and held-out score of each."""
     skipped_variants: dict[str, str] = field(default_factory=dict)
     """Variants that could not be made, and why, e.g. {"int8": "onnxruntime could not ..."}."""
+    backend: Literal["onnxruntime", "pocketsphinx"] = "onnxruntime"
+    """What runs the model file: onnxruntime (an ONNX graph) or pocketsphinx (a JSON config of
+    the speech decoder, whose acoustic model and dictionary come from the pocketsphinx wheel)."""
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
