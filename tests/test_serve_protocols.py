@@ -210,6 +210,14 @@ BAD_BODIES = {
         400,
         "not numbers",
     ),
+    "out of range": (
+        "/v2/models/lin/infer",
+        json.dumps(
+            {"inputs": [{"name": "a", "shape": [1], "datatype": "INT8", "data": [300]}]}
+        ).encode(),
+        400,
+        "out of that type's range",
+    ),
     "unknown model": (
         "/v2/models/ghost/infer",
         json.dumps(_v2([1.0])).encode(),

@@ -337,6 +337,10 @@ def _json_data(name: str, data: Any, datatype: str) -> np.ndarray:
         raise InvalidInput(
             f"Input '{name}' is {datatype}, but its data holds values that are not numbers."
         ) from None
+    except OverflowError:
+        raise InvalidInput(
+            f"Input '{name}' is {datatype}, but its data holds a number out of that type's range."
+        ) from None
 
 
 def datatype_of(array: np.ndarray) -> str:
