@@ -65,10 +65,11 @@ class Manifest:
     sha256: str
     size_bytes: int
     version: int | None = None
-    input_layout: Literal["columns", "matrix", "image", "audio"] = "columns"
+    input_layout: Literal["columns", "matrix", "image", "audio", "text"] = "columns"
     """"columns": one ONNX input per column; "matrix": one float input of shape [n, len(inputs)];
     "image": one uint8 input of shape [n, height, width, 3], made by ``preprocessing["image"]``;
-    "audio": one recording (WAV) per row."""
+    "audio": one recording (WAV) per row; "text": one text per row (the one input column),
+    tokenised into the graph's inputs as ``preprocessing["text"]`` says."""
     matrix_input: str | None = None
     class_labels: list[Any] | None = None
     label_is_index: bool = False
@@ -133,6 +134,10 @@ class Manifest:
     @property
     def is_image(self) -> bool:
         return self.input_layout == "image"
+
+    @property
+    def is_text(self) -> bool:
+        return self.input_layout == "text"
 
     @property
     def columns(self) -> list[str]:

@@ -1,5 +1,6 @@
 """`modelport predict`: a table in, the same rows with predictions (and probabilities) out; for an
-image model, photos in (files, globs, folders), one row per photo out."""
+image model, photos in (files, globs, folders), one row per photo out; for a text model, texts in
+(``--text``, or a table's text column), one row per text out."""
 
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ PROBABILITY_COLUMNS_UP_TO = 20
 def predict(
     ref: Annotated[str, typer.Argument(help="name, name:VERSION or name@ALIAS")],
     data: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="CSV or Parquet file of rows to predict; for an image model, image files, "
-            "folders (every image in them, recursively) or quoted globs."
+            "folders (every image in them, recursively) or quoted globs; for a text model, a "
+            "table with a text column (or use --text)."
         ),
-    ],
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
     ] = None,
@@ -48,6 +50,14 @@ def predict(
             help="Image models with more than 20 classes: how many labels (best first) to write.",
         ),
     ] = 5,
+    text: Annotated[
+        list[str] | None,
+        typer.Option("--text", help="Text models: a text to predict (repeat for several)."),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text-column", help="Text models: the table's column of texts."),
+    ] = None,
 ) -> None:
     """Predict with a stored model; adds `prediction` and, for classifiers, `proba_<label>` (or
     top-k label and score columns for image models with many classes)."""
@@ -55,7 +65,15 @@ def predict(
         check_output(output)  # before any work, and nothing gets created
     artifact = open_store().get(ref)
     predictor = Predictor(artifact)
-    if artifact.manifest.is_image:
+    data = data or []
+    if artifact.manifest.is_text:
+        out = _predict_texts(predictor, data, text or [], text_column)
+    elif text:
+        raise InvalidParameter(
+            f"--text is for text models; '{artifact.manifest.name}' predicts "
+            f"{'images' if artifact.manifest.is_image else 'rows of a table'}."
+        )
+    elif artifact.manifest.is_image:
         out = _predict_images(predictor, _image_files(data), top_k)
     else:
         if len(data) != 1:
@@ -87,6 +105,53 @@ def _predict_rows(predictor: Predictor, data: Path) -> pd.DataFrame:
         for i, label in enumerate(result.class_labels):
             out[f"proba_{label}"] = result.probabilities[:, i]
     _report_unusual_values(predictor, frame)
+    return out
+
+
+def _predict_texts(
+    predictor: Predictor, data: list[Path], texts: list[str], column: str | None
+) -> pd.DataFrame:
+    """One row per text (the table's rows, or ``texts``): the prediction (an embedder's vector
+    as ``embedding_0``...), probabilities, other outputs, and whether the text was cut."""
+    import pandas as pd
+
+    from ..data import read_table
+
+    model = predictor.manifest.inputs[0].name
+    if bool(texts) == bool(data) or len(data) > 1:
+        raise InvalidParameter(
+            f"Model '{predictor.manifest.name}' reads texts: give them with --text (repeat for "
+            f"several), or give one CSV or Parquet file with a '{model}' column, not both."
+        )
+    frame = pd.DataFrame({model: texts}) if texts else read_table(data[0])
+    column = column or model
+    if column not in frame.columns:
+        raise InvalidParameter(
+            f"The table has no column '{column}' (it has {', '.join(map(str, frame.columns))}); "
+            "name the column of texts with --text-column."
+        )
+    result = predictor.predict(frame[column].tolist())
+    out = frame.copy()
+    if result.predictions.ndim == 2:
+        vectors = pd.DataFrame(
+            result.predictions,
+            columns=[f"embedding_{i}" for i in range(result.predictions.shape[1])],
+        )
+        out = pd.concat([out.reset_index(drop=True), vectors], axis=1)
+    else:
+        out["prediction"] = result.predictions
+    if result.probabilities is not None and result.class_labels is not None:
+        for i, label in enumerate(result.class_labels):
+            out[f"proba_{label}"] = result.probabilities[:, i]
+    for name, values in result.extras.items():
+        out[name] = values
+    truncated = result.extras.get("truncated")
+    if truncated is not None and truncated.any():
+        window = predictor.manifest.preprocessing["text"]["max_tokens"]
+        err_console.print(
+            f"[yellow]note:[/] {int(truncated.sum())} text(s) were longer than the model's window "
+            f"of {window} tokens: only their beginning was read (column 'truncated')."
+        )
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..artifact import Manifest, ModelArtifact
 from ..errors import IntegrityError, InvalidInput, InvalidParameter, ModelNotFound, ModelportError
-from ..runtime import Predictor, head, image
+from ..runtime import Predictor, head, image, text_plan
 from ..runtime.tabular import to_columns
 from ..signing import Delivery
 from . import images
@@ -151,8 +152,9 @@ class Model:
     # -- predicting ----------------------------------------------------------------------------
 
     def predict(self, inputs: Any, top_k: int = 5) -> Result:
-        """Predict where the mode says, for rows (dicts, a DataFrame or columns) or, for an image
-        model, photos (JPEG/PNG/WebP bytes, file paths, PIL images, arrays, or a list of these).
+        """Predict where the mode says, for rows (dicts, a DataFrame or columns); for an image
+        model, photos (JPEG/PNG/WebP bytes, file paths, PIL images, arrays, or a list of these);
+        for a text model, one text or a list of them (an embedder's predictions are vectors).
         Classifiers also give the ``top_k`` most probable labels of each. A personalised version
         answers on the device in every mode but ``remote_only``: the server does not have it."""
         if top_k < 1:
@@ -196,8 +198,12 @@ class Model:
     def _remote(self, inputs: Any, top_k: int) -> Result:
         assert self.remote is not None
         manifest = self._predictor.manifest if self._predictor else None
-        if manifest.is_image if manifest else images.looks_like_images(inputs):
+        texts = manifest.is_text if manifest else _looks_like_texts(inputs)
+        if manifest.is_image if manifest else not texts and images.looks_like_images(inputs):
             answer = self.remote.predict_images(self.ref, images.as_base64(inputs), top_k)
+        elif texts:
+            column = manifest.inputs[0].name if manifest else "text"
+            answer = self.remote.predict(self.ref, text_plan.as_rows(inputs, column))
         else:
             rows = inputs if isinstance(inputs, list) else _as_rows(inputs, manifest)
             answer = self.remote.predict(self.ref, rows)
@@ -461,6 +467,13 @@ def _ranked(
 
 def _score(item: tuple[str, float]) -> float:
     return -item[1]
+
+
+def _looks_like_texts(inputs: Any) -> bool:
+    """Strings that name no file (which would be photos) are texts, for a model not yet seen."""
+    if not text_plan.looks_like_texts(inputs):
+        return False
+    return not any(os.path.isfile(t) for t in ([inputs] if isinstance(inputs, str) else inputs))
 
 
 def _as_rows(rows: Any, manifest: Any) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,18 +12,27 @@ from ..artifact import Manifest, ModelArtifact
 from ..errors import InvalidInput, SchemaMismatch
 from . import image
 from .plan import TabularPlan
+from .text_plan import TRUNCATED, TextPlan
 
 IMAGE_BATCH = 8
 """Images per onnxruntime call: bounds a CNN's activation memory."""
+TEXT_BATCH = 32
+"""Texts per onnxruntime call: a transformer's attention grows with batch x tokens²."""
+EXTRA_OUTPUTS = ("compound",)
+"""Output roles a prediction carries besides its labels, probabilities or values."""
 
 
 @dataclass
 class Prediction:
-    """Predictions for a batch of rows: labels (classification) or values (regression)."""
+    """Predictions for a batch of rows: labels (classification) or values (regression; a vector
+    per row for an embedder)."""
 
     predictions: np.ndarray
     probabilities: np.ndarray | None
     class_labels: list[Any] | None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-row facts beside the predictions: ``truncated`` (texts cut to the model's window),
+    ``compound`` (the sentiment score in [-1, 1])."""
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -55,6 +64,7 @@ class Prediction:
             np.concatenate([p.predictions for p in parts]),
             None if probabilities[0] is None else np.concatenate(probabilities),
             parts[0].class_labels,
+            {k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras},
         )
 
 
@@ -85,7 +95,7 @@ class Predictor:
             ) from exc
         outputs = self.manifest.outputs
         self._output_names = [
-            outputs[k] for k in ("label", "probabilities", "value") if k in outputs
+            outputs[k] for k in ("label", "probabilities", "value", *EXTRA_OUTPUTS) if k in outputs
         ]
         labels = self.manifest.class_labels
         self._labels = np.asarray(labels) if labels is not None else None
@@ -94,22 +104,30 @@ class Predictor:
             if self.manifest.is_image
             else None
         )
-        self.plan = TabularPlan(self.manifest) if self.image_spec is None else None
+        self.plan: TabularPlan | TextPlan | None = None
+        self._batch = IMAGE_BATCH if self.image_spec is not None else None
+        if self.manifest.is_text:
+            metadata = self.session.get_modelmeta().custom_metadata_map
+            self.plan, self._batch = TextPlan(self.manifest, metadata), TEXT_BATCH
+        elif self.image_spec is None:
+            self.plan = TabularPlan(self.manifest)
 
     def predict(self, rows: Any) -> Prediction:
         """Predict for rows given as dicts, columns, a DataFrame or a 2-D array; for an image
-        model, for one image or a list of them (bytes, paths, PIL images or arrays)."""
+        model, for one image or a list of them (bytes, paths, PIL images or arrays); for a text
+        model, for one text or a list of them (or rows ``{"text": ...}``)."""
         return self.run(self.encode(rows))
 
     def encode(self, rows: Any) -> dict[str, np.ndarray]:
-        """The encoded input :meth:`run` takes: rows packed by the model's plan (which the
-        server's batcher can merge), or the pixels of images."""
+        """The encoded input :meth:`run` takes: rows or texts packed by the model's plan (which
+        the server's batcher can merge), or the pixels of images."""
         if self.plan is not None:
             return self.plan.pack(rows)
         return {self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)}
 
     def embed(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """The model's embedding output (image models) for encoded images: float32 [n, d]."""
+        """The model's embedding output (image and text models) for encoded input: float32
+        [n, d]."""
         name = self.manifest.outputs.get("embedding")
         if name is None:
             raise InvalidInput(f"Model '{self.manifest.name}' has no embedding output.")
@@ -117,15 +135,17 @@ class Predictor:
 
     def _outputs(self, names: list[str], encoded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """onnxruntime's outputs ``names``; images go IMAGE_BATCH at a time, since a CNN's
-        activations grow with the batch (100 photos at once held 1.5 GB) and gain little speed."""
-        if self.plan is not None:
-            chunks = [self.plan.feeds(encoded)]
-        else:
-            size = len(next(iter(encoded.values())))
+        activations grow with the batch (100 photos at once held 1.5 GB) and gain little speed,
+        and texts TEXT_BATCH at a time, each batch padded to its longest text."""
+        chunks = [encoded]
+        if self._batch is not None:
+            size, step = len(next(iter(encoded.values()))), self._batch
             chunks = [
-                {k: v[i : i + IMAGE_BATCH] for k, v in encoded.items()}
-                for i in range(0, max(size, 1), IMAGE_BATCH)
+                {k: v[i : i + step] for k, v in encoded.items()}
+                for i in range(0, max(size, 1), step)
             ]
+        if self.plan is not None:
+            chunks = [self.plan.feeds(chunk) for chunk in chunks]
         try:
             parts = [self.session.run(names, feeds) for feeds in chunks]
         except Exception as exc:  # onnxruntime's InvalidArgument/Fail carry the useful text
@@ -138,11 +158,16 @@ class Predictor:
         """Predict from encoded input (what :meth:`encode` returns)."""
         results = self._outputs(self._output_names, encoded)
         outputs = self.manifest.outputs
+        extras = {k: results[outputs[k]].reshape(-1) for k in EXTRA_OUTPUTS if k in outputs}
+        if TRUNCATED in encoded:
+            extras[TRUNCATED] = encoded[TRUNCATED]
         if "value" in outputs:
-            values = np.asarray(results[outputs["value"]], dtype=np.float64).reshape(-1)
-            return Prediction(values, None, None)
+            values = results[outputs["value"]]
+            if values.ndim == 2 and values.shape[1] > 1:  # a vector per row (an embedder's)
+                return Prediction(values, None, None, extras)
+            return Prediction(np.asarray(values, np.float64).reshape(-1), None, None, extras)
         probabilities = results.get(outputs.get("probabilities", ""))
         labels = np.asarray(results[outputs["label"]]).reshape(-1)
         if self.manifest.label_is_index and self._labels is not None:
             labels = self._labels[labels]
-        return Prediction(labels, probabilities, self.manifest.class_labels)
+        return Prediction(labels, probabilities, self.manifest.class_labels, extras)

@@ -27,6 +27,9 @@ class ZooModel:
     task: str
     summary: str
     build: Callable[[str], ModelArtifact]
+    own_int8: bool = False
+    """True when ``build`` attaches the int8 variant itself (or says why there is none); image
+    models get :func:`add_int8`'s, calibrated on photos."""
 
 
 def _efficientnet(variant: int) -> Callable[[str], ModelArtifact]:
@@ -36,6 +39,12 @@ def _efficientnet(variant: int) -> Callable[[str], ModelArtifact]:
         return efficientnet.build(variant, name)
 
     return build
+
+
+def _text_embedder(name: str) -> ModelArtifact:
+    from . import text_embedder
+
+    return text_embedder.build(name)
 
 
 CATALOG: dict[str, ZooModel] = {
@@ -54,6 +63,14 @@ CATALOG: dict[str, ZooModel] = {
             "ImageNet's 1,000 labels, more accurate and about 2x slower (EfficientNet-Lite2, "
             "260 px, 24 MB)",
             _efficientnet(2),
+        ),
+        ZooModel(
+            "text-embedder",
+            "text embedding",
+            "A 384-d vector per text, close for similar meanings: search, clustering, "
+            "deduplication (all-MiniLM-L6-v2, English, 256 tokens, 23 MB int8 / 90 MB)",
+            _text_embedder,
+            own_int8=True,
         ),
     )
 }
@@ -82,7 +99,9 @@ def load(name: str, cache: Path) -> ModelArtifact:
             return ModelArtifact.load(path)
         except (IntegrityError, InvalidInput):  # a damaged cache entry is made again
             path.unlink()
-    artifact = add_int8(model.build(name))
+    artifact = model.build(name)
+    if not model.own_int8:
+        artifact = add_int8(artifact)
     cache.mkdir(parents=True, exist_ok=True)
     atomic_write(path, artifact.to_bytes())
     return artifact
