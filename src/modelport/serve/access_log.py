@@ -21,7 +21,12 @@ FLUSH_SECONDS = 1.0
 BATCH_LINES = 512
 
 
-FIELDS = ("route", "method", "path", "status", "ms", "model", "rows", "key")
+LINE = (
+    '{"time":"%s","route":%s,"method":%s,"path":%s,"status":%d,"ms":%s,"model":%s,"rows":%d,'
+    '"key":%s}'
+)
+"""One access line; the strings in it are JSON-encoded (and kept: routes, paths, models and keys
+repeat), the numbers formatted as numbers."""
 
 
 class AccessLog:
@@ -29,8 +34,9 @@ class AccessLog:
 
     def __init__(self) -> None:
         self._lines: list[tuple[Any, ...]] = []
-        self._second = -1
-        self._stamp = ""
+        self._millis = self._second = -1
+        self._day_time = self._stamp = ""
+        self._json: dict[str | None, str] = {}
 
     def record(
         self,
@@ -53,18 +59,40 @@ class AccessLog:
         if self._lines:
             lines, self._lines = self._lines, []
             log.info("\n".join(map(self._format, lines)))
+            if len(self._json) > 4096:  # distinct paths are few, unless a client invents them
+                self._json.clear()
 
     def _format(self, line: tuple[Any, ...]) -> str:
-        when, *values = line
-        values[4] = round(values[4] * 1000, 3)  # seconds -> ms
-        return orjson.dumps(
-            {"time": self._time(when), **dict(zip(FIELDS, values, strict=True))}
-        ).decode()
+        when, route, method, path, status, seconds, model, rows, key = line
+        text = self._text
+        return LINE % (
+            self._time(when),
+            text(route),
+            text(method),
+            text(path),
+            status,
+            round(seconds * 1000, 3),
+            text(model),
+            rows,
+            text(key),
+        )
+
+    def _text(self, value: str | None) -> str:
+        """``value`` as JSON (a string or null)."""
+        found = self._json.get(value)
+        if found is None:
+            found = self._json[value] = orjson.dumps(value).decode()
+        return found
 
     def _time(self, now: float) -> str:
-        """UTC ISO 8601 with milliseconds; the formatted second is reused within it."""
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+        """UTC ISO 8601 with milliseconds, made once per millisecond (and its date and time of
+        day once per second): lines of the same millisecond share it."""
+        millis = int(now * 1000)
+        if millis != self._millis:
+            self._millis = millis
+            second, fraction = divmod(millis, 1000)
+            if second != self._second:
+                self._second = second
+                self._day_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._stamp = f"{self._day_time}.{fraction:03d}Z"
+        return self._stamp
