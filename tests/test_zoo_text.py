@@ -185,3 +185,91 @@ def test_building_without_the_zoo_extra_says_what_to_install(tmp_path, monkeypat
     with pytest.raises(ImportError, match=r"pip install 'modelport\[zoo\]'"):
         zoo.load("text-embedder", tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+MOODS = [
+    "I love this phone, it is great!",
+    "The service was terrible :(",
+    "The box is on the table.",
+]
+VADER_EXAMPLES = [
+    "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
+    "VADER is not smart, handsome, nor funny.",
+    "At least it isn't a horrible book.",
+    "The book was only kind of good.",
+    "The plot was good, but the characters are uncompelling and the dialog is not great.",
+    "Today only kinda sux! But I'll get by, lol",
+    "Make sure you :) or :D today!",
+    "Catch utf-8 emoji such as 💘 and 💋 and 😁",
+    "Sentiment analysis has never been this good!",
+    "With VADER, sentiment analysis is the shit!",
+    "Without a doubt, excellent idea.",
+    "Roger Dodger is one of the least compelling variations on this theme.",
+    "Not such a badass after all.",
+    "Is it good??? It is not bad, is it?",
+]
+
+
+@pytest.fixture(scope="module")
+def sentiment() -> Predictor:
+    return Predictor(zoo_model("sentiment"))
+
+
+def test_sentiment_labels_texts_with_probabilities_and_a_compound_score(sentiment):
+    manifest = sentiment.manifest
+    assert manifest.is_text and manifest.class_labels == ["negative", "neutral", "positive"]
+    assert manifest.size_bytes < 1_000_000 and "int8" in manifest.skipped_variants
+    assert manifest.metrics["vader_label_agreement"] >= 0.98
+    result = sentiment.predict(MOODS)
+    assert result.predictions.tolist() == ["positive", "negative", "neutral"]
+    assert np.allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
+    assert result.probabilities.argmax(axis=1).tolist() == [2, 0, 1]
+    compound = result.extras["compound"]
+    assert compound[0] > 0.5 and compound[1] < -0.4 and compound[2] == 0
+    assert result.extras["truncated"].tolist() == [False] * 3
+
+
+def test_sentiment_scores_as_vader_does(sentiment):
+    vader = pytest.importorskip("vaderSentiment.vaderSentiment").SentimentIntensityAnalyzer()
+    expected = [vader.polarity_scores(t)["compound"] for t in VADER_EXAMPLES]
+    got = sentiment.predict(VADER_EXAMPLES).extras["compound"]
+    assert np.allclose(got, expected, atol=1e-3)
+
+
+def test_sentiment_refuses_bad_text_and_cuts_a_megabyte(sentiment):
+    with pytest.raises(InvalidInput, match="The text is empty"):
+        sentiment.predict("   ")
+    with pytest.raises(InvalidInput, match="not valid UTF-8"):
+        sentiment.predict([b"\xff\xfe"])
+    started = time.perf_counter()
+    result = sentiment.predict([("what a great day! " * 60_000)[: 1 << 20], MOODS[0]])
+    assert time.perf_counter() - started < 2
+    assert result.extras["truncated"].tolist() == [True, False]
+    assert result.predictions.tolist() == ["positive", "positive"]
+
+
+def test_sentiment_answers_the_same_offline_and_through_the_server(modelport, home, sentiment):
+    zoo_model("sentiment")
+    modelport("zoo", "pull", "sentiment")
+    local = sentiment.predict(MOODS)
+    out = pd.read_csv(
+        io.StringIO(
+            modelport("predict", "sentiment", *[a for t in MOODS for a in ("--text", t)]).stdout
+        )
+    )
+    assert out["prediction"].tolist() == local.predictions.tolist()
+    assert np.allclose(out["compound"], local.extras["compound"], atol=1e-6)
+    server = Server(home)
+    try:
+        url = f"{server.url}/api/v1/models/sentiment/predict"
+        simple = httpx.post(url, json={"rows": [{"text": t} for t in MOODS]}, timeout=60).json()
+        assert simple["predictions"] == local.predictions.tolist()
+        assert simple["probabilities"] == local.probabilities_by_label()
+        tensor = {"name": "text", "shape": [3, 1], "datatype": "BYTES", "data": MOODS}
+        oip = httpx.post(
+            f"{server.url}/v2/models/sentiment/infer", json={"inputs": [tensor]}, timeout=60
+        ).json()
+        label = next(o for o in oip["outputs"] if o["name"] == "label")
+        assert label["data"] == local.predictions.tolist()
+    finally:
+        server.stop()

@@ -195,7 +195,14 @@ def _wordpiece(spec: dict[str, Any], metadata: Mapping[str, str]) -> Tokenizer:
     return WordPiece.from_spec(spec, metadata)
 
 
+def _vader(spec: dict[str, Any], metadata: Mapping[str, str]) -> Tokenizer:
+    from .vader import VaderTokens
+
+    return VaderTokens.from_spec(spec, metadata)
+
+
 TOKENIZERS: dict[str, Callable[[dict[str, Any], Mapping[str, str]], Tokenizer]] = {
     "wordpiece": _wordpiece,
+    "vader_tokens": _vader,
 }
 """``preprocessing["text"]["kind"]`` -> how to build that tokenizer."""

@@ -47,6 +47,12 @@ def _text_embedder(name: str) -> ModelArtifact:
     return text_embedder.build(name)
 
 
+def _sentiment(name: str) -> ModelArtifact:
+    from . import sentiment
+
+    return sentiment.build(name)
+
+
 CATALOG: dict[str, ZooModel] = {
     model.name: model
     for model in (
@@ -70,6 +76,14 @@ CATALOG: dict[str, ZooModel] = {
             "A 384-d vector per text, close for similar meanings: search, clustering, "
             "deduplication (all-MiniLM-L6-v2, English, 256 tokens, 23 MB int8 / 90 MB)",
             _text_embedder,
+            own_int8=True,
+        ),
+        ZooModel(
+            "sentiment",
+            "text classification",
+            "Negative, neutral or positive, with scores, for English text and emoji (VADER's "
+            "lexicon and rules compiled to ONNX, 0.3 MB)",
+            _sentiment,
             own_int8=True,
         ),
     )
