@@ -113,6 +113,8 @@ class _Graph:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.count = 0
+        self._shifted: dict[tuple[str, int], str] = {}
+        self._flags: dict[tuple[str, str], str] = {}
 
     def _name(self) -> str:
         self.count += 1
@@ -145,7 +147,11 @@ class _Graph:
         )
 
     def flag(self, tokens: str, words: Any) -> str:
-        return self.lookup(tokens, dict.fromkeys(words, 1.0))
+        """1 where the token is one of ``words``, else 0 (one node per word list)."""
+        key = (tokens, "\n".join(sorted(words)))
+        if key not in self._flags:
+            self._flags[key] = self.lookup(tokens, dict.fromkeys(words, 1.0))
+        return self._flags[key]
 
     def where(self, condition: str, then: str, otherwise: str) -> str:
         return self.op("Where", self.op("Cast", condition, to=9), then, otherwise)
@@ -166,17 +172,21 @@ class _Graph:
         return self.op("Sub", self.const(1.0), a)
 
     def shift(self, x: str, by: int) -> str:
-        """``x`` moved ``by`` words later (positive) or earlier (negative), 0 where nothing was."""
+        """``x`` moved ``by`` words later (positive) or earlier (negative), 0 where nothing was
+        (one node pair per feature and distance)."""
+        if (x, by) in self._shifted:
+            return self._shifted[(x, by)]
         pads = [0, by, 0, 0] if by > 0 else [0, 0, 0, -by]
         padded = self.op("Pad", x, self.const(pads, np.int64), self.const(0.0))
         start, end = (0, -by) if by > 0 else (-by, np.iinfo(np.int64).max)
-        return self.op(
+        self._shifted[(x, by)] = self.op(
             "Slice",
             padded,
             self.const([start], np.int64),
             self.const([end], np.int64),
             self.const([1], np.int64),
         )
+        return self._shifted[(x, by)]
 
 
 def _graph(vader: Any, lexicon: dict[str, float], emoji: dict[str, str]) -> bytes:
