@@ -158,4 +158,5 @@ def _concat(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _slice(result: Prediction, start: int, end: int) -> Prediction:
     probabilities = result.probabilities[start:end] if result.probabilities is not None else None
-    return Prediction(result.predictions[start:end], probabilities, result.class_labels)
+    extras = {k: v[start:end] for k, v in result.extras.items()} if result.extras else {}
+    return Prediction(result.predictions[start:end], probabilities, result.class_labels, extras)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import re
@@ -22,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from .access_log import FLUSH_SECONDS
 from .context import PUBLIC, Call, ServerContext, endpoint
-from .dataplane import json_response
+from .dataplane import JSONBytes, json_response
 from .errors import handle
 from .guard import BrowserGuard
 from .openapi import SPEC, docs_page
@@ -120,7 +119,17 @@ class PredictFastPath:
                     params = {k: v for k, v in match.groupdict().items() if v is not None}
                     scope = {**scope, "app": self.app, "path_params": params}
                     response = await handler(PredictRequest(scope, receive))
-                    await response(scope, receive, send)
+                    if type(response) is JSONBytes:  # Response.__call__'s checks, skipped
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": response.status_code,
+                                "headers": response.raw_headers,
+                            }
+                        )
+                        await send({"type": "http.response.body", "body": response.body})
+                    else:
+                        await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
@@ -129,16 +138,16 @@ class PredictRequest(Request):
     """A Request whose headers are found in a dict: a prediction reads five or six of them, and
     Starlette's Headers scans its list for each."""
 
-    @functools.cached_property
-    def headers(self) -> Headers:  # type: ignore[override]
-        return IndexedHeaders(scope=self.scope)
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        super().__init__(scope, receive)
+        self._headers = IndexedHeaders(scope=scope)  # read by Request.headers
 
 
 class IndexedHeaders(Headers):
     """Headers with a dict of names (the first of a repeated name wins, as in Headers)."""
 
     def __init__(self, scope: Scope) -> None:
-        super().__init__(scope=scope)
+        self._list = scope["headers"]
         self._index = dict(reversed(self._list))
 
     def get(self, key: str, default: Any = None) -> Any:
