@@ -152,8 +152,8 @@ def test_pull_predict_and_serve_give_the_same_vector(modelport, home, tmp_path, 
         oip = httpx.post(
             f"{server.url}/v2/models/text-embedder/infer", json={"inputs": [tensor]}, timeout=60
         ).json()
-        (value,) = oip["outputs"]
-        assert value["shape"] == [3, 384]
+        value, truncated = oip["outputs"]
+        assert value["shape"] == [3, 384] and truncated["data"] == [False] * 3
         assert np.array_equal(np.asarray(value["data"], np.float32).reshape(3, 384), local)
         empty = httpx.post(url, json={"rows": [{"text": ""}]}, timeout=60)
         assert empty.status_code == 400 and "The text is empty" in empty.json()["error"]

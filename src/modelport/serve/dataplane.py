@@ -14,6 +14,7 @@ from ..artifact import Manifest
 from ..errors import InvalidInput
 from ..refs import ModelRef
 from ..runtime import Prediction
+from ..runtime.text_plan import TRUNCATED
 
 PLATFORM = "onnx_onnxv1"
 JSON = "application/json"
@@ -58,25 +59,34 @@ def input_metadata(manifest: Manifest) -> list[dict[str, Any]]:
 
 def output_metadata(manifest: Manifest) -> list[dict[str, Any]]:
     if manifest.task == "regression":
-        return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
-    width = len(manifest.class_labels or []) or -1
-    return [
-        {"name": "label", "datatype": label_datatype(manifest), "shape": [-1]},
-        {"name": "probabilities", "datatype": "FP32", "shape": [-1, width]},
-    ]
+        vectors = "embedding" in manifest.outputs  # an embedder: one vector per row
+        outputs = [{"name": "value", "datatype": "FP64", "shape": [-1, -1] if vectors else [-1]}]
+    else:
+        width = len(manifest.class_labels or []) or -1
+        outputs = [
+            {"name": "label", "datatype": label_datatype(manifest), "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, width]},
+        ]
+    if "compound" in manifest.outputs:
+        outputs.append({"name": "compound", "datatype": "FP32", "shape": [-1]})
+    if manifest.is_text:
+        outputs.append({"name": TRUNCATED, "datatype": "BOOL", "shape": [-1]})
+    return outputs
 
 
 def output_tensors(manifest: Manifest, prediction: Prediction) -> dict[str, np.ndarray]:
-    """The named outputs every protocol returns: label + probabilities, or value."""
+    """The named outputs every protocol returns: label + probabilities, or value; then the
+    prediction's extras (a text model's ``truncated``, the sentiment's ``compound``)."""
     if manifest.task == "regression":
-        return {"value": np.asarray(prediction.predictions, dtype=np.float64)}
-    labels = prediction.predictions
-    labels = (
-        labels.astype(np.int64) if label_datatype(manifest) == "INT64" else labels.astype(object)
-    )
-    outputs = {"label": labels}
-    if prediction.probabilities is not None:
-        outputs["probabilities"] = np.asarray(prediction.probabilities, dtype=np.float32)
+        outputs = {"value": np.asarray(prediction.predictions, dtype=np.float64)}
+    else:
+        labels = prediction.predictions
+        integers = label_datatype(manifest) == "INT64"
+        outputs = {"label": labels.astype(np.int64) if integers else labels.astype(object)}
+        if prediction.probabilities is not None:
+            outputs["probabilities"] = np.asarray(prediction.probabilities, dtype=np.float32)
+    if prediction.extras:
+        outputs.update(prediction.extras)
     return outputs
 
 

@@ -294,10 +294,20 @@ def texts(inputs: dict[str, np.ndarray], binary: bool = True) -> dict[str, np.nd
     for name, array in inputs.items():
         if array.dtype == object and array.size and isinstance(array.flat[0], bytes):
             text = np.empty(array.shape, dtype=object)
-            text.flat[:] = [v.decode("utf-8", errors="replace") for v in array.flat]
+            text.flat[:] = [_utf8(name, i, v) for i, v in enumerate(array.flat)]
             array = text
         decoded[name] = array
     return decoded
+
+
+def _utf8(name: str, index: int, value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"Element {index} of input '{name}' is not UTF-8 text (byte {exc.start} is "
+            f"{value[exc.start : exc.start + 1]!r}). Send text as UTF-8."
+        ) from None
 
 
 def classification(scores: np.ndarray, k: int, labels: list[Any] | None, name: str) -> np.ndarray:

@@ -34,34 +34,52 @@ def _ref(request: Request) -> ModelRef:
 @endpoint("simple_predict", "predict", _ref)
 async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     """``{"rows": [{column: value}, ...]}`` -> predictions, probabilities per label, version.
-    Image models take ``{"images": [base64, ...], "top_k": 5, "probabilities": false}`` or the
-    files as a multipart upload, and answer labels and the top-k of each image."""
+    Text models also take ``{"texts": ["...", ...]}``. Image models take ``{"images": [base64,
+    ...], "top_k": 5, "probabilities": false}`` or the files as a multipart upload, and answer
+    labels and the top-k of each image."""
     assert call.ref is not None
     body = await _body(ctx, request)
     model = await ctx.models.get(str(call.ref))
-    call.model = model.manifest.name
-    if model.manifest.is_image:
+    manifest = model.manifest
+    call.model = manifest.name
+    if manifest.is_image:
         return await _predict_images(ctx, call, model, body)
     if "images" in body:
-        raise images.wrong_form(model.manifest, True, TABULAR_FORM)
-    rows = body.get("rows")
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InvalidInput(f"The body must be {TABULAR_FORM}: a list of objects, one per row.")
+        raise images.wrong_form(manifest, True, TABULAR_FORM)
+    rows = _rows(body, manifest)
     ctx.check_rows(len(rows))
     prediction = await ctx.predict(call, model, model.predictor.encode(rows))
-    outputs = output_tensors(model.manifest, prediction)
+    outputs = output_tensors(manifest, prediction)
     answer = {
-        "model": model.manifest.name,
-        "version": model.manifest.version,
+        "model": manifest.name,
+        "version": manifest.version,
         "predictions": plain(outputs.get("label", outputs.get("value"))),
     }
     probabilities = prediction.probabilities_by_label()
     if probabilities is not None:
         answer["probabilities"] = probabilities
+    for name, values in prediction.extras.items():
+        answer[name] = plain(values)
     return json_response(answer)
 
 
+def _rows(body: dict[str, Any], manifest: Manifest) -> list[Any]:
+    """The rows of a tabular body; for a text model, the texts of ``{"texts": [...]}`` too."""
+    if manifest.is_text and "texts" in body:
+        texts = body["texts"]
+        if not isinstance(texts, list):
+            raise InvalidInput(f"The body must be {TEXT_FORM}: a list of strings.")
+        return texts
+    rows = body.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        if manifest.is_text:
+            raise InvalidInput(f'The body must be {TEXT_FORM}, or rows {{"text": "..."}}.')
+        raise InvalidInput(f"The body must be {TABULAR_FORM}: a list of objects, one per row.")
+    return rows
+
+
 TABULAR_FORM = '{"rows": [{"column": value, ...}, ...]}'
+TEXT_FORM = '{"texts": ["some text", ...]}'
 IMAGE_FORM = (
     '{"images": ["<base64 of a JPEG/PNG/WebP file>", ...]} as JSON, the files as a '
     "multipart upload (curl -F image=@photo.jpg), or one file as the body with its image/* "

@@ -112,7 +112,13 @@ async def predict(ctx: ServerContext, request: Request, call: Call) -> Response:
     if model.manifest.is_image:
         return await _predict_images(ctx, call, model, body)
     rows = body.get("instances", body.get("inputs"))
-    if isinstance(rows, list) and rows and not isinstance(rows[0], (dict, list)):
+    single_input = model.manifest.is_text  # its instances are the values of its one input
+    if (
+        isinstance(rows, list)
+        and rows
+        and not isinstance(rows[0], (dict, list))
+        and not single_input
+    ):
         rows = [rows]  # a single row given as a flat list
     if not isinstance(rows, (list, dict)):
         raise InvalidInput('"instances" / "inputs" must be a list or an object.')
