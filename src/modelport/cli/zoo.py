@@ -28,6 +28,10 @@ def list_zoo(
     console.print(table)
 
 
+EXAMPLE_INPUTS = {"text": "--text 'I love this phone!'", "audio": "command.wav"}
+"""What `zoo pull` suggests predicting on, by the model's input layout (images: photo.jpg)."""
+
+
 @app.command("pull")
 def pull(
     name: Annotated[str, typer.Argument(help="A name from `modelport zoo list`.")],
@@ -51,7 +55,8 @@ def pull(
     if json_output:
         print_json(manifest.to_dict())
         return
+    example = EXAMPLE_INPUTS.get(manifest.input_layout, "photo.jpg")
     console.print(
         f"Registered {manifest.name}:{manifest.version} ({manifest.size_bytes / 1e6:.1f} MB). "
-        f"Try it: modelport predict {manifest.name} photo.jpg"
+        f"Try it: modelport predict {manifest.name} {example}"
     )
