@@ -46,8 +46,9 @@ bench-instructions: install  # instructions per request (valgrind): before/after
 	command -v valgrind >/dev/null || apt-get install -y valgrind
 	$(BIN)/python bench/instructions.py
 
-bench-text: install  # text classification on sms_spam (skipped without ../shared/data)
+bench-text: install  # sms_spam training (skipped without ../shared/data); the zoo's text models
 	$(BIN)/python bench/text_training.py
+	$(BIN)/python bench/text_models.py
 
 bench-client: install
 	$(BIN)/python bench/client.py
