@@ -1,12 +1,13 @@
 """`modelport predict`: a table in, the same rows with predictions (and probabilities) out; for an
-image model, photos in (files, globs, folders), one row per photo out; for a text model, texts in
-(``--text``, or a table's text column), one row per text out."""
+image or audio model, photos or WAV recordings in (files, globs, folders), one row per file out;
+for a text model, texts in (``--text``, or a table's text column), one row per text out."""
 
 from __future__ import annotations
 
 import glob
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,15 +17,32 @@ from rich.markup import escape
 from .._fs import atomic_write
 from ..errors import InvalidInput, InvalidParameter
 from ..runtime import Prediction, Predictor
-from ..runtime.predictor import IMAGE_BATCH
+from ..runtime.predictor import AUDIO_BATCH, IMAGE_BATCH
 from ..runtime.tabular import to_columns, unseen_categories
 from ._console import check_output, err_console, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-"""The files a folder or glob contributes; a file named on its own is read whatever its name."""
+
+@dataclass(frozen=True)
+class Media:
+    """Files a model reads: the suffixes a folder or glob contributes (a file named on its own
+    is read whatever its name), what they are called, and how many go to one call."""
+
+    suffixes: tuple[str, ...]
+    noun: str
+    glob: str
+    batch: int
+
+
+IMAGES = Media(
+    (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"),
+    "image",
+    "photos/*.jpg",
+    IMAGE_BATCH,
+)
+RECORDINGS = Media((".wav",), "recording", "clips/*.wav", AUDIO_BATCH)
 PROBABILITY_COLUMNS_UP_TO = 20
 """Classifiers with more classes get top-k columns instead of one probability column per class."""
 
@@ -34,9 +52,9 @@ def predict(
     data: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="CSV or Parquet file of rows to predict; for an image model, image files, "
-            "folders (every image in them, recursively) or quoted globs; for a text model, a "
-            "table with a text column (or use --text)."
+            help="CSV or Parquet file of rows to predict; for an image (audio) model, image "
+            "(WAV) files, folders (every one in them, recursively) or quoted globs; for a text "
+            "model, a table with a text column (or use --text)."
         ),
     ] = None,
     output: Annotated[
@@ -47,7 +65,8 @@ def predict(
         typer.Option(
             "--top-k",
             min=1,
-            help="Image models with more than 20 classes: how many labels (best first) to write.",
+            help="Image and audio models with more than 20 classes: how many labels (best first) "
+            "to write.",
         ),
     ] = 5,
     text: Annotated[
@@ -60,7 +79,7 @@ def predict(
     ] = None,
 ) -> None:
     """Predict with a stored model; adds `prediction` and, for classifiers, `proba_<label>` (or
-    top-k label and score columns for image models with many classes)."""
+    top-k label and score columns for image and audio models with many classes)."""
     if output is not None:
         check_output(output)  # before any work, and nothing gets created
     artifact = open_store().get(ref)
@@ -71,10 +90,12 @@ def predict(
     elif text:
         raise InvalidParameter(
             f"--text is for text models; '{artifact.manifest.name}' predicts "
-            f"{'images' if artifact.manifest.is_image else 'rows of a table'}."
+            f"{_predicts(artifact.manifest.input_layout)}."
         )
     elif artifact.manifest.is_image:
-        out = _predict_images(predictor, _image_files(data), top_k)
+        out = _predict_files(predictor, _files(data, IMAGES), top_k, IMAGES)
+    elif artifact.manifest.input_layout == "audio":
+        out = _predict_files(predictor, _files(data, RECORDINGS), top_k, RECORDINGS)
     else:
         if len(data) != 1:
             raise InvalidParameter(
@@ -155,14 +176,20 @@ def _predict_texts(
     return out
 
 
-def _predict_images(predictor: Predictor, files: list[Path], top_k: int) -> pd.DataFrame:
-    """One row per photo: ``path``, ``prediction`` and the probabilities or top-k columns."""
+def _predicts(layout: str) -> str:
+    return {"image": "images", "audio": "recordings"}.get(layout, "rows of a table")
+
+
+def _predict_files(
+    predictor: Predictor, files: list[Path], top_k: int, media: Media
+) -> pd.DataFrame:
+    """One row per file: ``path``, ``prediction`` and the probabilities or top-k columns."""
     import pandas as pd
 
     result = Prediction.concatenate(  # decoded a batch at a time: a folder may hold thousands
         [
-            predictor.predict([str(f) for f in files[i : i + IMAGE_BATCH]])
-            for i in range(0, len(files), IMAGE_BATCH)
+            predictor.predict([str(f) for f in files[i : i + media.batch]])
+            for i in range(0, len(files), media.batch)
         ]
     )
     columns: dict[str, list] = {
@@ -182,9 +209,9 @@ def _predict_images(predictor: Predictor, files: list[Path], top_k: int) -> pd.D
     return pd.DataFrame(columns)
 
 
-def _image_files(paths: list[Path]) -> list[Path]:
-    """The photos ``paths`` name: files as given, folders' image files (recursively, sorted),
-    globs' matches; a path that names nothing is an error."""
+def _files(paths: list[Path], media: Media) -> list[Path]:
+    """The files ``paths`` name: files as given, folders' files of the media's suffixes
+    (recursively, sorted), globs' matches; a path that names nothing is an error."""
     files: list[Path] = []
     skipped: list[Path] = []
     for path in paths:
@@ -194,27 +221,28 @@ def _image_files(paths: list[Path]) -> list[Path]:
         matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
         if not matches:
             raise InvalidInput(
-                f"{path} does not exist (no file, folder or glob match). Give image files, "
-                "folders of them, or a quoted glob such as 'photos/*.jpg'."
+                f"{path} does not exist (no file, folder or glob match). Give {media.noun} "
+                f"files, folders of them, or a quoted glob such as '{media.glob}'."
             )
         for match in matches:
             inside = (
                 sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
             )
-            images = [p for p in inside if match.is_file() or p.suffix.lower() in IMAGE_SUFFIXES]
-            skipped += [p for p in inside if p not in images]
-            files += images
+            kept = [p for p in inside if match.is_file() or p.suffix.lower() in media.suffixes]
+            skipped += [p for p in inside if p not in kept]
+            files += kept
+    listed = ", ".join(media.suffixes)
     if skipped:
         shown = ", ".join(map(str, skipped[:3])) + (" ..." if len(skipped) > 3 else "")
         err_console.print(
             f"[yellow]note:[/] skipped {len(skipped)} file(s) whose names are not those of "
-            f"images ({', '.join(IMAGE_SUFFIXES)}): {escape(shown)}",
+            f"{media.noun}s ({listed}): {escape(shown)}",
             highlight=False,
         )
     if not files:
         raise InvalidInput(
-            f"There are no image files in {', '.join(map(str, paths))}: modelport reads "
-            f"{', '.join(IMAGE_SUFFIXES)} files."
+            f"There are no {media.noun} files in {', '.join(map(str, paths))}: modelport reads "
+            f"{listed} files."
         )
     return files
 

@@ -29,14 +29,16 @@ def train(
         Path,
         typer.Argument(
             help="CSV or Parquet file with a header row; or photos: a folder with one sub-folder "
-            "per class, a zip of such folders, or a CSV of path,label."
+            "per class, a zip of such folders, or a CSV of path,label; or recordings: a folder "
+            "with one sub-folder of WAV files per class."
         ),
     ],
     target: Annotated[
         str | None, typer.Option(help="The column to predict (tables; not for photos).")
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Model name in the store (photos: default the folder's).")
+        str | None,
+        typer.Option(help="Model name in the store (photos, recordings: default the folder's)."),
     ] = None,
     time_budget: Annotated[float, typer.Option(help="Seconds for the whole run.")] = 60.0,
     task: Annotated[str, typer.Option(help="auto, classification or regression.")] = "auto",
@@ -60,9 +62,10 @@ def train(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary only.")] = False,
 ) -> None:
-    """Train a model on a table or on labelled photos with AutoML, export it to ONNX and
-    register it."""
+    """Train a model on a table, labelled photos or labelled recordings with AutoML, export it
+    to ONNX and register it."""
     from ..data import check_target, read_table
+    from ..data.audio import is_audio_dataset
     from ..data.images import is_image_dataset
 
     if not data.exists():
@@ -77,9 +80,16 @@ def train(
         if any(tabular_only.values()):
             given = ", ".join(flag for flag, set_ in tabular_only.items() if set_)
             raise InvalidParameter(
-                f"{given} apply to tables only. Photos train an image classifier whose head is "
-                "searched by held-out accuracy, locally; leave them out."
+                f"{given} apply to tables only. Photos and recordings train a classifier whose "
+                "head is searched by held-out accuracy, locally; leave them out."
             )
+        if is_audio_dataset(data):
+            if report is not None:
+                raise InvalidParameter(
+                    "--report draws photos; for recordings, the confusion matrix and the recall "
+                    "of each class are in the JSON summary (--json) and in modelport models show."
+                )
+            return _train_audio(data, name, time_budget, seed, alias, json_output)
         return _train_images(data, name, time_budget, seed, alias, report, json_output)
     if target is None or name is None:
         raise InvalidParameter(
@@ -215,6 +225,59 @@ def _train_images(
         console.print(f"Report (confusion matrix, the {worst} least sure photos): {report}")
     _note_changed_classes(store, manifest)
     _print_registered(manifest, rows=data if data.is_dir() else "PHOTO.jpg")
+
+
+def _train_audio(
+    data: Path, name: str | None, time_budget: float, seed: int, alias: list[str], json_output: bool
+) -> None:
+    """``train`` on recordings: log-mel features and a head, one ONNX graph."""
+    from ..data.audio import read_recordings
+
+    name = check_name(name or _name_of(data))
+    store = open_store()
+    dataset = read_recordings(data)
+    from ..train.audio import AudioAutoML  # after the folder proved usable
+
+    display = LiveTraining(enabled=not json_output)
+    automl = AudioAutoML(time_budget=time_budget, seed=seed, callback=_shown_on(display))
+    with display:
+        automl.fit(dataset)
+    manifest = store.register(
+        automl.to_artifact(name, description=f"Audio AutoML on {data.name}"), aliases=tuple(alias)
+    )
+    source = manifest.source
+    if json_output:
+        print_json(
+            {
+                "name": manifest.name,
+                "version": manifest.version,
+                "reference": f"{manifest.name}:{manifest.version}",
+                "task": manifest.task,
+                "classes": manifest.class_labels,
+                "recordings": dataset.counts(),
+                "skipped": dataset.skipped,
+                "window_seconds": manifest.preprocessing["audio"]["window_seconds"],
+                "estimator": source["estimator"],
+                "metrics": manifest.metrics,
+                "recall": source["report"]["recall"],
+                "confusion": source["report"]["confusion"],
+                "parity": source["parity"],
+                "fit_seconds": source["fit_seconds"],
+                "leaderboard": source["leaderboard"],
+                "skipped_variants": manifest.skipped_variants,
+            }
+        )
+        return
+    if dataset.skipped:
+        shown = ", ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else "")
+        err_console.print(
+            f"[yellow]note:[/] {len(dataset.skipped)} file(s) that are not WAV recordings were "
+            f"left out: {escape(shown)}"
+        )
+    recall = ", ".join(f"{c} {share:.2f}" for c, share in source["report"]["recall"].items())
+    console.print(f"Held-out recall per class: {escape(recall)}", highlight=False)
+    _note_changed_classes(store, manifest)
+    _print_registered(manifest, rows=data)
 
 
 def _name_of(data: Path) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artifact import Manifest, ModelArtifact
 from ..errors import IntegrityError, InvalidInput, InvalidParameter, ModelNotFound, ModelportError
-from ..runtime import Predictor, head, image, text_plan
+from ..runtime import Predictor, audio_plan, head, image, text_plan
 from ..runtime.tabular import to_columns
 from ..signing import Delivery
 from . import images
@@ -154,7 +154,8 @@ class Model:
     def predict(self, inputs: Any, top_k: int = 5) -> Result:
         """Predict where the mode says, for rows (dicts, a DataFrame or columns); for an image
         model, photos (JPEG/PNG/WebP bytes, file paths, PIL images, arrays, or a list of these);
-        for a text model, one text or a list of them (an embedder's predictions are vectors).
+        for a text model, one text or a list of them (an embedder's predictions are vectors);
+        for an audio model, recordings (WAV bytes, paths, ``(samples, sample_rate)`` or a list).
         Classifiers also give the ``top_k`` most probable labels of each. A personalised version
         answers on the device in every mode but ``remote_only``: the server does not have it."""
         if top_k < 1:
@@ -199,7 +200,15 @@ class Model:
         assert self.remote is not None
         manifest = self._predictor.manifest if self._predictor else None
         texts = manifest.is_text if manifest else _looks_like_texts(inputs)
-        if manifest.is_image if manifest else not texts and images.looks_like_images(inputs):
+        recordings = (
+            manifest.input_layout == "audio"
+            if manifest
+            else audio_plan.looks_like_recordings(inputs)
+        )
+        if recordings:
+            column = manifest.inputs[0].name if manifest else audio_plan.AUDIO
+            answer = self.remote.predict(self.ref, audio_plan.as_rows(inputs, column))
+        elif manifest.is_image if manifest else not texts and images.looks_like_images(inputs):
             answer = self.remote.predict_images(self.ref, images.as_base64(inputs), top_k)
         elif texts:
             column = manifest.inputs[0].name if manifest else "text"

@@ -10,8 +10,12 @@ read first, so a recording longer than the limit is refused before its samples a
 
 from __future__ import annotations
 
+import math
+import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,3 +166,93 @@ def _kind(head: bytes) -> str:
     if head[4:8] == b"ftyp":
         return "an MP4/M4A file"
     return "empty" if not head else "not a recognised audio file"
+
+
+def recording(item: Any, rate: int, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """One recording as mono float32 at ``rate`` Hz: WAV bytes, the path of a WAV file, or
+    ``(samples, sample_rate)`` (1-D, or [frames, channels] averaged; floats in [-1, 1] or
+    integers)."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        return load_audio(bytes(item), rate, max_seconds)
+    if isinstance(item, str | os.PathLike):
+        try:
+            data = Path(item).read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"Cannot read the recording {item}: {exc.strerror}.") from exc
+        return load_audio(data, rate, max_seconds)
+    if is_samples(item):
+        samples, found = np.asarray(item[0]), int(item[1])
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1)  # channels averaged, as for WAV files
+        if samples.ndim != 1 or samples.dtype.kind not in "if" or found <= 0:
+            raise InvalidInput(
+                "Give samples as (array, sample_rate): a 1-D array (or [frames, channels]) "
+                "of floats in [-1, 1] or integers, and a positive rate in Hz."
+            )
+        if len(samples) > max_seconds * found:
+            raise InvalidInput(
+                f"The recording lasts {len(samples) / found:,.0f} s; this model takes at most "
+                f"{max_seconds:,.0f} s. Cut it into shorter parts."
+            )
+        if samples.dtype.kind == "i":
+            samples = samples / (np.iinfo(samples.dtype).max + 1.0)
+        return resample(samples.astype(np.float32), found, rate)
+    raise InvalidInput(
+        f"A recording is WAV bytes, the path of a WAV file or (samples, sample_rate), not "
+        f"{type(item).__name__}."
+    )
+
+
+def is_samples(item: Any) -> bool:
+    """True for ``(samples, sample_rate)``."""
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int | np.integer)
+
+
+def is_recording(item: Any) -> bool:
+    """True for one recording as :func:`recording` reads it: bytes of a WAV file, the path of a
+    ``.wav`` file, or ``(samples, sample_rate)``."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        return bytes(item[:4]) in (b"RIFF", b"RIFX", b"RF64") and bytes(item[8:12]) == b"WAVE"
+    if isinstance(item, str | os.PathLike):
+        return str(item).lower().endswith(".wav")
+    return is_samples(item)
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """The loudest sample, in dB below full scale (-inf for digital silence)."""
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def trim(samples: np.ndarray, rate: int, top_db: float, frame_seconds: float) -> np.ndarray:
+    """``samples`` from the first to the last frame whose RMS is within ``top_db`` of the
+    loudest frame's (quiet lead-in and tail cut off)."""
+    frame = max(1, round(frame_seconds * rate))
+    count = len(samples) // frame
+    if count < 2:
+        return samples
+    frames = samples[: count * frame].reshape(count, frame).astype(np.float64)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-top_db / 20))
+    return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def fit_window(samples: np.ndarray, length: int) -> np.ndarray:
+    """``samples`` centred in ``length``: padded with silence on both sides, or cropped."""
+    if len(samples) >= length:
+        start = (len(samples) - length) // 2
+        return samples[start : start + length]
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - len(samples)) // 2
+    out[start : start + len(samples)] = samples
+    return out
+
+
+def to_wav(samples: np.ndarray, rate: int) -> bytes:
+    """Mono float32 samples as a 32-bit float WAV file (what :func:`read_wav` reads back
+    exactly)."""
+    data = np.asarray(samples, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", FLOAT, 1, rate, rate * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body

@@ -11,6 +11,7 @@ import onnxruntime as ort
 from ..artifact import Manifest, ModelArtifact
 from ..errors import InvalidInput, SchemaMismatch
 from . import image
+from .audio_plan import AudioPlan
 from .plan import TabularPlan
 from .text_plan import TRUNCATED, TextPlan
 
@@ -18,6 +19,8 @@ IMAGE_BATCH = 8
 """Images per onnxruntime call: bounds a CNN's activation memory."""
 TEXT_BATCH = 32
 """Texts per onnxruntime call: a transformer's attention grows with batch x tokens²."""
+AUDIO_BATCH = 32
+"""Recordings per onnxruntime call: the spectrogram of each is ~100 KB per second of audio."""
 EXTRA_OUTPUTS = ("compound",)
 """Output roles a prediction carries besides its labels, probabilities or values."""
 
@@ -104,23 +107,26 @@ class Predictor:
             if self.manifest.is_image
             else None
         )
-        self.plan: TabularPlan | TextPlan | None = None
+        self.plan: TabularPlan | TextPlan | AudioPlan | None = None
         self._batch = IMAGE_BATCH if self.image_spec is not None else None
         if self.manifest.is_text:
             metadata = self.session.get_modelmeta().custom_metadata_map
             self.plan, self._batch = TextPlan(self.manifest, metadata), TEXT_BATCH
+        elif self.manifest.input_layout == "audio":
+            self.plan, self._batch = AudioPlan(self.manifest), AUDIO_BATCH
         elif self.image_spec is None:
             self.plan = TabularPlan(self.manifest)
 
     def predict(self, rows: Any) -> Prediction:
         """Predict for rows given as dicts, columns, a DataFrame or a 2-D array; for an image
         model, for one image or a list of them (bytes, paths, PIL images or arrays); for a text
-        model, for one text or a list of them (or rows ``{"text": ...}``)."""
+        model, for one text or a list of them (or rows ``{"text": ...}``); for an audio model,
+        for one recording or a list of them (WAV bytes, paths, ``(samples, sample_rate)``)."""
         return self.run(self.encode(rows))
 
     def encode(self, rows: Any) -> dict[str, np.ndarray]:
-        """The encoded input :meth:`run` takes: rows or texts packed by the model's plan (which
-        the server's batcher can merge), or the pixels of images."""
+        """The encoded input :meth:`run` takes: rows, texts or recordings packed by the model's
+        plan (which the server's batcher can merge), or the pixels of images."""
         if self.plan is not None:
             return self.plan.pack(rows)
         return {self.manifest.inputs[0].onnx_name or "image": image.prepare(rows, self.image_spec)}
