@@ -60,7 +60,7 @@ BALANCED = 0.8
 """Classes whose sizes differ more than this ratio are ranked by balanced accuracy."""
 WORST = 12
 INT8_SKIPPED = (
-    "not made: the graph is ~50 KB, most of it the mel filterbank, and onnxruntime's dynamic "
+    "the graph is ~50 KB, most of it the mel filterbank, and onnxruntime's dynamic "
     "int8 rounds the power spectrum it multiplies (quiet bands vanish): leave-one-speaker-out "
     "on spoken_digits fell from 0.66 to 0.58 (bench/audio_training.py)"
 )
