@@ -10,6 +10,7 @@ import functools
 import io
 import json
 import wave
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ from modelport.runtime import Predictor
 from modelport.runtime.audio import read_wav
 from modelport.train.audio import AudioAutoML
 
-from .conftest import Server
+from .conftest import Server, shared_csv
 
 KINDS = ("chirp", "noise", "tone")
 RATES = (8000, 16000, 44100)
@@ -225,6 +226,12 @@ def test_folders_that_cannot_train_are_refused_by_name(tmp_path):
     for i in range(3):
         (single / "tone" / f"{i}.wav").write_bytes(wav(*clip("tone", i)[:2]))
     cases.append((single, "one class"))
+    archive = tmp_path / "sounds.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        for file in sorted(good.rglob("*.wav")):
+            packed.write(file, file.relative_to(good).as_posix())
+    assert is_audio_dataset(archive)
+    cases.append((archive, "is a zip; recordings are read from a folder. Unzip it"))
     for folder, message in cases:
         with pytest.raises(InvalidDataset, match=message):
             read_recordings(folder)
@@ -300,3 +307,22 @@ def test_train_on_the_command_line_then_the_device_and_the_server_agree(modelpor
         assert path.status_code == 400 and "not base64" in path.json()["error"]
     finally:
         server.stop()
+
+
+def test_spoken_digits_from_other_speakers_are_mostly_recognised(tmp_path):
+    """../shared/data/spoken_digits (5 speakers x 10 digits at 8 kHz): trained on four speakers,
+    the fifth speaker's digits are recognised well above chance (0.10); the bench measures 0.66
+    over all five speakers."""
+    table = pd.read_csv(shared_csv("spoken_digits"))
+    data = shared_csv("spoken_digits").parent
+    held_out = table[table["speaker"] == "theo"]
+    for row in table[table["speaker"] != "theo"].itertuples():
+        link = tmp_path / str(row.digit) / Path(row.file).name
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(data / row.file)
+    automl = AudioAutoML(time_budget=10).fit(tmp_path)
+    predicted = Predictor(automl.to_artifact("digits")).predict(
+        [str(data / f) for f in held_out["file"]]
+    )
+    assert automl.fit_seconds_ < 10
+    assert np.mean(predicted.predictions == held_out["digit"].astype(str).to_numpy()) >= 0.5

@@ -10,7 +10,8 @@ when it is read.
 
 from __future__ import annotations
 
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidDataset
 from ..runtime.audio import CONVERT
@@ -29,10 +30,14 @@ class AudioDataset(ImageDataset):
 
 
 def is_audio_dataset(path: Path) -> bool:
-    """A folder whose files are mostly WAV recordings (rather than photos)."""
-    if not path.is_dir():
+    """A folder (or zip) whose files are mostly recordings (rather than photos)."""
+    if path.is_dir():
+        suffixes = [p.suffix.lower() for p in path.rglob("*") if not _hidden(p, path)]
+    elif path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            suffixes = [PurePosixPath(name).suffix.lower() for name in archive.namelist()]
+    else:
         return False
-    suffixes = [p.suffix.lower() for p in path.rglob("*") if not _hidden(p, path)]
     sounds = sum(s == WAV or s in OTHER_SOUND for s in suffixes)
     return sounds > 0 and sounds >= sum(s in IMAGE_SUFFIXES for s in suffixes)
 
@@ -40,6 +45,11 @@ def is_audio_dataset(path: Path) -> bool:
 def read_recordings(root: Path) -> AudioDataset:
     """One sub-folder per class, WAV files inside (at any depth); a lone top folder that holds
     the class folders (``commands/yes/1.wav``) is looked through."""
+    if root.suffix.lower() == ".zip" and root.is_file():
+        raise InvalidDataset(
+            f"{root} is a zip; recordings are read from a folder. Unzip it (unzip "
+            f"{root.name} -d {root.stem}) and train on the folder."
+        )
     if not root.is_dir():
         raise InvalidDataset(
             f"{root} is not a folder. Give a folder with one sub-folder of WAV files per class: "
