@@ -300,6 +300,10 @@ def test_train_on_the_command_line_then_the_device_and_the_server_agree(modelpor
             f"{server.url}/v2/models/sound-kinds/infer", json={"inputs": [audio]}
         ).json()
         assert next(o for o in oip["outputs"] if o["name"] == "label")["data"] == local.predictions
+        tfs = httpx.post(
+            f"{server.url}/v1/models/sound-kinds:predict", json={"inputs": {"audio": encoded}}
+        ).json()
+        assert tfs["outputs"]["label"] == local.predictions
         silent = base64.b64encode(wav(np.zeros(8000), 8000)).decode()
         refused = httpx.post(url, json={"rows": [{"audio": silent}]})
         assert refused.status_code == 400 and "is silent" in refused.json()["error"]
